@@ -1,0 +1,107 @@
+//! The one error type of ferry-sp. Each variant is an outcome a caller can act on;
+//! I/O failures keep their source.
+
+use std::io;
+
+/// What can go wrong on a socket, a dialer or a listener.
+///
+/// The variants follow NNG's error codes where one exists (`NNG_ETIMEDOUT` is
+/// [`Error::Timeout`], `NNG_ESTATE` is [`Error::BadState`], …), so that a program ported
+/// from NNG keeps its error handling.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A send or receive did not complete within its timeout.
+    #[error("timed out")]
+    Timeout,
+    /// The socket (or context) was closed, locally.
+    #[error("socket closed")]
+    Closed,
+    /// The operation is not valid now, e.g. a REP reply without a request, or a
+    /// SURVEYOR receive with no survey running.
+    #[error("operation not valid in the current state")]
+    BadState,
+    /// The operation is not supported by this protocol, e.g. receiving on PUB.
+    #[error("{op} is not supported by {protocol} sockets")]
+    NotSupported {
+        /// The operation that was attempted.
+        op: &'static str,
+        /// The protocol of the socket.
+        protocol: &'static str,
+    },
+    /// A non-blocking operation could not complete at once.
+    #[error("operation would block")]
+    WouldBlock,
+    /// The peer speaks a protocol this socket cannot talk to.
+    #[error("peer speaks protocol {peer:#06x}, expected {expected:#06x}")]
+    ProtocolMismatch {
+        /// The protocol number the peer announced.
+        peer: u16,
+        /// The protocol number this socket accepts.
+        expected: u16,
+    },
+    /// The peer sent something that is not the SP protocol.
+    #[error("protocol violation: {0}")]
+    Protocol(&'static str),
+    /// A message exceeds `recv-size-max`.
+    #[error("message of {size} bytes exceeds the limit of {max} bytes")]
+    MessageTooLarge {
+        /// The announced size.
+        size: u64,
+        /// The configured limit.
+        max: usize,
+    },
+    /// The address is already bound by another socket or process.
+    #[error("address in use: {0}")]
+    AddrInUse(String),
+    /// Nobody listens at the address.
+    #[error("connection refused: {0}")]
+    ConnectionRefused(String),
+    /// The connection carrying a pending request went away and resending is disabled.
+    #[error("connection reset")]
+    ConnectionReset,
+    /// The request was replaced by a newer one on the same context.
+    #[error("operation canceled")]
+    Canceled,
+    /// The URL cannot be used.
+    #[error("bad url {url:?}: {reason}")]
+    BadUrl {
+        /// The URL as given.
+        url: String,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
+    /// An option value is out of range or of the wrong kind for this socket.
+    #[error("invalid option {name}: {reason}")]
+    InvalidOption {
+        /// The NNG name of the option.
+        name: &'static str,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// Unsubscribing a topic that was never subscribed.
+    #[error("no such subscription")]
+    NotFound,
+    /// The PAIR socket already has its one peer.
+    #[error("socket already has a peer")]
+    Busy,
+    /// An I/O error from the operating system.
+    #[error("i/o error: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Maps an I/O error from connecting or binding to the typed variant a user acts on.
+    pub(crate) fn from_io_at(err: io::Error, addr: &str) -> Error {
+        match err.kind() {
+            io::ErrorKind::AddrInUse => Error::AddrInUse(addr.to_string()),
+            io::ErrorKind::ConnectionRefused | io::ErrorKind::NotFound => {
+                Error::ConnectionRefused(addr.to_string())
+            }
+            _ => Error::Io(err),
+        }
+    }
+}

@@ -1,0 +1,65 @@
+//! # ferry-sp
+//!
+//! The Scalability Protocols of nanomsg, NNG and mangos in pure, async Rust. A ferry
+//! socket talks to NNG, nanomsg and mangos peers byte for byte, so it can replace either
+//! side of an existing deployment.
+//!
+//! | Pattern | Sockets | What it does |
+//! |---|---|---|
+//! | pair | [`Protocol::Pair0`], [`Protocol::Pair1`], [`Protocol::Pair1Poly`] | one-to-one, both directions |
+//! | request/reply | [`Protocol::Req`], [`Protocol::Rep`] | RPC, with resend and contexts |
+//! | publish/subscribe | [`Protocol::Pub`], [`Protocol::Sub`] | fan-out with prefix filters |
+//! | pipeline | [`Protocol::Push`], [`Protocol::Pull`] | load-balanced work distribution |
+//! | survey | [`Protocol::Surveyor`], [`Protocol::Respondent`] | ask everyone, collect answers until a deadline |
+//! | bus | [`Protocol::Bus`] | many-to-many among direct peers |
+//!
+//! Transports: `tcp://host:port` (also `tcp://*:0`, `tcp://[::1]:port`), `ipc://path` and
+//! `inproc://name`. A socket may listen and dial on several addresses at once; dialers
+//! reconnect with jittered exponential backoff.
+//!
+//! ## A tour
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> ferry_sp::Result<()> {
+//! use ferry_sp::{Protocol, Socket};
+//!
+//! let pull = Socket::new(Protocol::Pull)?;
+//! let listener = pull.listen("tcp://127.0.0.1:0").await?;
+//! let url = listener.url().to_string(); // the port the system chose
+//!
+//! let push = Socket::new(Protocol::Push)?;
+//! push.dial(&url).await?;
+//! push.send("job 1").await?;
+//! assert_eq!(&pull.recv().await?.body[..], b"job 1");
+//! # Ok(()) }
+//! ```
+//!
+//! Programs without a tokio runtime use [`blocking::Socket`].
+//!
+//! ## Layout
+//!
+//! - `socket`, `endpoint`, `pipe`: the socket core, its listeners and dialers, and the
+//!   per-connection reader and writer tasks.
+//! - `protocol/`: one file per socket type behind one small trait.
+//! - `transport/`: the handshake and framing once (`stream`), then one file per transport.
+//! - `options`, `error`, `message`, `url`: the typed public vocabulary.
+
+pub mod blocking;
+mod endpoint;
+mod error;
+mod message;
+mod options;
+mod pipe;
+mod protocol;
+mod queue;
+mod socket;
+mod transport;
+mod url;
+
+pub use endpoint::{Dialer, Listener};
+pub use error::{Error, Result};
+pub use message::{Message, PipeId};
+pub use options::{Options, SockOpt};
+pub use protocol::Protocol;
+pub use socket::{Context, Socket};
+pub use url::{Family, Url};

@@ -1,0 +1,316 @@
+//! Protocols: each file holds one socket type's state machine behind [`ProtoOps`]. The
+//! socket core owns pipes and options; a protocol decides which pipe a send goes to and
+//! which received message reaches which receiver.
+//!
+//! Adding a protocol means adding a file here, a [`Protocol`] variant with its numbers, and
+//! one line in the `protocols!` list below.
+
+mod bus;
+mod pair0;
+mod pair1;
+mod publisher;
+mod pull;
+mod push;
+mod rep;
+mod req;
+mod subscriber;
+mod surveyor;
+
+pub(crate) mod backtrace;
+
+use crate::error::{Error, Result};
+use crate::message::Message;
+use crate::options::{Options, SockOpt};
+use crate::pipe::Pipe;
+use crate::queue::wait_or_deadline;
+use crate::socket::Shared;
+use bytes::Bytes;
+use std::future::Future;
+use std::sync::Arc;
+use tokio::time::Instant;
+
+/// A context id; 0 is the socket's own context.
+pub(crate) type CtxId = u32;
+
+/// The socket types, with their wire numbers (sp-wire.md §1).
+///
+/// ```
+/// use ferry_sp::Protocol;
+/// assert_eq!(Protocol::Req.id(), 0x30);
+/// assert_eq!(Protocol::Req.peer_id(), 0x31);
+/// assert_eq!(Protocol::Surveyor.peer_name(), "respondent");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Protocol {
+    /// PAIR v0: one peer, no header.
+    Pair0,
+    /// PAIR v1, monogamous: one peer, a hop-count header.
+    Pair1,
+    /// PAIR v1, polyamorous: many peers; receives say which pipe, sends choose one.
+    Pair1Poly,
+    /// REQ: sends requests, receives the matching replies; resends unanswered ones.
+    Req,
+    /// REP: receives requests, sends each reply back along the request's path.
+    Rep,
+    /// PUB: sends to every subscriber; never blocks, drops the oldest for slow ones.
+    Pub,
+    /// SUB: receives the messages whose body starts with a subscribed prefix.
+    Sub,
+    /// PUSH: sends each message to one puller, round-robin; blocks when none can take it.
+    Push,
+    /// PULL: receives from every pusher, fairly.
+    Pull,
+    /// SURVEYOR: sends a survey to every respondent and collects answers until the deadline.
+    Surveyor,
+    /// RESPONDENT: receives surveys and answers them.
+    Respondent,
+    /// BUS: sends to every directly connected peer; receives from all of them.
+    Bus,
+}
+
+impl Protocol {
+    /// Every protocol, in wire-number order.
+    pub const ALL: [Protocol; 12] = [
+        Protocol::Pair0,
+        Protocol::Pair1,
+        Protocol::Pair1Poly,
+        Protocol::Pub,
+        Protocol::Sub,
+        Protocol::Req,
+        Protocol::Rep,
+        Protocol::Push,
+        Protocol::Pull,
+        Protocol::Surveyor,
+        Protocol::Respondent,
+        Protocol::Bus,
+    ];
+
+    /// The 16-bit number this socket announces in the handshake.
+    pub fn id(self) -> u16 {
+        match self {
+            Protocol::Pair0 => 0x10,
+            Protocol::Pair1 | Protocol::Pair1Poly => 0x11,
+            Protocol::Pub => 0x20,
+            Protocol::Sub => 0x21,
+            Protocol::Req => 0x30,
+            Protocol::Rep => 0x31,
+            Protocol::Push => 0x50,
+            Protocol::Pull => 0x51,
+            Protocol::Surveyor => 0x62,
+            Protocol::Respondent => 0x63,
+            Protocol::Bus => 0x70,
+        }
+    }
+
+    /// The number a peer must announce.
+    pub fn peer_id(self) -> u16 {
+        match self {
+            Protocol::Pub => 0x21,
+            Protocol::Sub => 0x20,
+            Protocol::Req => 0x31,
+            Protocol::Rep => 0x30,
+            Protocol::Push => 0x51,
+            Protocol::Pull => 0x50,
+            Protocol::Surveyor => 0x63,
+            Protocol::Respondent => 0x62,
+            p => p.id(),
+        }
+    }
+
+    /// NNG's name for the protocol (`"req"`, `"pair1"`…).
+    pub fn name(self) -> &'static str {
+        name_of(self.id())
+    }
+
+    /// NNG's name for the peer protocol.
+    pub fn peer_name(self) -> &'static str {
+        name_of(self.peer_id())
+    }
+}
+
+fn name_of(id: u16) -> &'static str {
+    match id {
+        0x10 => "pair",
+        0x11 => "pair1",
+        0x20 => "pub",
+        0x21 => "sub",
+        0x30 => "req",
+        0x31 => "rep",
+        0x50 => "push",
+        0x51 => "pull",
+        0x62 => "surveyor",
+        0x63 => "respondent",
+        0x70 => "bus",
+        _ => "unknown",
+    }
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Messages a pipe's send queue holds when the protocol has no `send-buffer` of its own
+/// to size it: enough for the writer to batch, small enough to spread load fairly.
+pub(crate) const PIPE_QUEUE: usize = 128;
+
+/// What each protocol implements. The core calls these; it never looks at headers.
+///
+/// Pipe hooks run on the pipe's tasks and must not block: `add_pipe` may refuse the pipe
+/// (PAIR's one-peer rule), `remove_pipe` is called once per pipe that was added.
+pub(crate) trait ProtoOps: Send + Sync + Sized + 'static {
+    fn new(protocol: Protocol, opts: &Options) -> Self;
+
+    /// Default `(send-buffer, recv-buffer)`.
+    fn buffers() -> (usize, usize);
+
+    fn pipe_queue_len(&self, opts: &Options) -> usize {
+        opts.send_buffer.max(PIPE_QUEUE)
+    }
+
+    fn add_pipe(&self, sh: &Shared, pipe: &Arc<Pipe>) -> Result<()>;
+
+    fn remove_pipe(&self, sh: &Shared, pipe: &Arc<Pipe>);
+
+    /// A payload arrived. An error closes the pipe (malformed header). May wait for room
+    /// in the receive queue, which pushes back on the peer through the transport.
+    fn pipe_recv(&self, sh: &Shared, pipe: &Arc<Pipe>, payload: Bytes) -> impl Future<Output = Result<()>> + Send;
+
+    fn send(&self, sh: &Shared, ctx: CtxId, msg: Message, deadline: Option<Instant>)
+        -> impl Future<Output = Result<()>> + Send;
+
+    fn recv(&self, sh: &Shared, ctx: CtxId, deadline: Option<Instant>) -> impl Future<Output = Result<Message>> + Send;
+
+    fn open_context(&self, _sh: &Shared) -> Result<CtxId> {
+        Err(Error::NotSupported { op: "contexts", protocol: "this" })
+    }
+
+    fn close_context(&self, _ctx: CtxId) {}
+
+    /// Options only this protocol understands (subscribe, unsubscribe).
+    fn set_option(&self, _sh: &Shared, opt: &SockOpt) -> Result<()> {
+        Err(Error::InvalidOption { name: opt.name(), reason: "not an option of this protocol".into() })
+    }
+
+    /// Generic options changed (queue sizes).
+    fn options_changed(&self, _opts: &Options) {}
+
+    /// The socket is closing: wake every waiter with [`Error::Closed`].
+    fn close(&self);
+}
+
+macro_rules! protocols {
+    ($($variant:ident => $ty:ty),* $(,)?) => {
+        /// One protocol's state, chosen when the socket is created. An enum rather than a
+        /// trait object, so the per-message calls are static and allocate no futures.
+        pub(crate) enum AnyProto { $($variant($ty)),* }
+
+        macro_rules! each {
+            ($self:ident, $p:ident => $e:expr) => { match $self { $(AnyProto::$variant($p) => $e),* } };
+        }
+
+        impl AnyProto {
+            pub(crate) fn new(protocol: Protocol, opts: &Options) -> AnyProto {
+                match protocol {
+                    $(Protocol::$variant => AnyProto::$variant(<$ty>::new(protocol, opts)),)*
+                }
+            }
+
+            pub(crate) fn buffers(protocol: Protocol) -> (usize, usize) {
+                match protocol { $(Protocol::$variant => <$ty>::buffers(),)* }
+            }
+        }
+    };
+}
+
+protocols! {
+    Pair0 => pair0::Pair0,
+    Pair1 => pair1::Pair1,
+    Pair1Poly => pair1::Pair1,
+    Req => req::Req,
+    Rep => rep::Responder,
+    Pub => publisher::Pub,
+    Sub => subscriber::Sub,
+    Push => push::Push,
+    Pull => pull::Pull,
+    Surveyor => surveyor::Surveyor,
+    Respondent => rep::Responder,
+    Bus => bus::Bus,
+}
+
+impl AnyProto {
+    pub(crate) fn pipe_queue_len(&self, opts: &Options) -> usize {
+        each!(self, p => p.pipe_queue_len(opts))
+    }
+    pub(crate) fn add_pipe(&self, sh: &Shared, pipe: &Arc<Pipe>) -> Result<()> {
+        each!(self, p => p.add_pipe(sh, pipe))
+    }
+    pub(crate) fn remove_pipe(&self, sh: &Shared, pipe: &Arc<Pipe>) {
+        each!(self, p => p.remove_pipe(sh, pipe))
+    }
+    pub(crate) async fn pipe_recv(&self, sh: &Shared, pipe: &Arc<Pipe>, payload: Bytes) -> Result<()> {
+        each!(self, p => p.pipe_recv(sh, pipe, payload).await)
+    }
+    pub(crate) async fn send(&self, sh: &Shared, ctx: CtxId, msg: Message, deadline: Option<Instant>) -> Result<()> {
+        each!(self, p => p.send(sh, ctx, msg, deadline).await)
+    }
+    pub(crate) async fn recv(&self, sh: &Shared, ctx: CtxId, deadline: Option<Instant>) -> Result<Message> {
+        each!(self, p => p.recv(sh, ctx, deadline).await)
+    }
+    pub(crate) fn open_context(&self, sh: &Shared) -> Result<CtxId> {
+        each!(self, p => p.open_context(sh))
+    }
+    pub(crate) fn close_context(&self, ctx: CtxId) {
+        each!(self, p => p.close_context(ctx))
+    }
+    pub(crate) fn set_option(&self, sh: &Shared, opt: &SockOpt) -> Result<()> {
+        each!(self, p => p.set_option(sh, opt))
+    }
+    pub(crate) fn options_changed(&self, opts: &Options) {
+        each!(self, p => p.options_changed(opts))
+    }
+    pub(crate) fn close(&self) {
+        each!(self, p => p.close())
+    }
+}
+
+/// Waits until `attempt` yields a value, re-trying whenever a pipe is added or a pipe's
+/// writer makes room; fails with [`Error::Timeout`] at the deadline and [`Error::Closed`]
+/// when the socket closes. This is how blocking sends wait for a peer.
+pub(crate) async fn wait_for_pipe<T>(
+    sh: &Shared,
+    deadline: Option<Instant>,
+    mut attempt: impl FnMut() -> Option<T>,
+) -> Result<T> {
+    loop {
+        let notified = sh.ready.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if sh.closed.is_cancelled() {
+            return Err(Error::Closed);
+        }
+        if let Some(v) = attempt() {
+            return Ok(v);
+        }
+        tokio::select! {
+            r = wait_or_deadline(notified, deadline) => r?,
+            _ = sh.closed.cancelled() => return Err(Error::Closed),
+        }
+    }
+}
+
+/// The error for an operation a protocol does not have.
+pub(crate) fn unsupported(op: &'static str, protocol: Protocol) -> Error {
+    Error::NotSupported { op, protocol: protocol.name() }
+}
+
+/// Takes the leading big-endian u32 of a payload.
+pub(crate) fn split_u32(payload: &mut Bytes) -> Option<u32> {
+    if payload.len() < 4 {
+        return None;
+    }
+    let word = payload.split_to(4);
+    Some(u32::from_be_bytes([word[0], word[1], word[2], word[3]]))
+}

@@ -1,0 +1,137 @@
+//! REP (0x31) and RESPONDENT (0x63): the answering sides of request/reply and survey.
+//! Both strip the backtrace from what they receive, remember it with the originating pipe
+//! in the receiving context, and put it back on the reply, which goes to that pipe only.
+//! More hops than `ttl-max` drops the message; a backtrace that never ends closes the pipe.
+//!
+//! They differ in two ways: a REP reply waits behind a busy pipe (as NNG does), a RESPONDENT
+//! reply is dropped if its pipe is full; a reply whose pipe is gone is discarded silently
+//! by both.
+
+use super::backtrace;
+use super::{CtxId, ProtoOps, Protocol};
+use crate::error::{Error, Result};
+use crate::message::{Message, PipeId};
+use crate::options::Options;
+use crate::pipe::Pipe;
+use crate::queue::MsgQueue;
+use crate::socket::Shared;
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio::time::Instant;
+
+/// Where a reply goes: the pipe and the backtrace of the request being answered.
+struct ReplyTo {
+    pipe: PipeId,
+    backtrace: Bytes,
+}
+
+#[derive(Default)]
+struct State {
+    pipes: HashMap<PipeId, Arc<Pipe>>,
+    /// Per context, the request received and not yet answered.
+    ctxs: HashMap<CtxId, Option<ReplyTo>>,
+    next_ctx: CtxId,
+}
+
+pub(crate) struct Responder {
+    /// Requests in arrival order; `header` holds the backtrace.
+    rq: MsgQueue<Message>,
+    st: Mutex<State>,
+    reply_waits: bool,
+}
+
+impl Responder {
+    fn st(&self) -> std::sync::MutexGuard<'_, State> {
+        self.st.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl ProtoOps for Responder {
+    fn new(protocol: Protocol, opts: &Options) -> Self {
+        let mut st = State::default();
+        st.ctxs.insert(0, None);
+        st.next_ctx = 1;
+        Responder { rq: MsgQueue::new(opts.recv_buffer), st: Mutex::new(st), reply_waits: protocol == Protocol::Rep }
+    }
+
+    fn buffers() -> (usize, usize) {
+        (0, 128)
+    }
+
+    fn add_pipe(&self, _: &Shared, pipe: &Arc<Pipe>) -> Result<()> {
+        self.st().pipes.insert(pipe.id, pipe.clone());
+        Ok(())
+    }
+
+    fn remove_pipe(&self, _: &Shared, pipe: &Arc<Pipe>) {
+        self.st().pipes.remove(&pipe.id);
+    }
+
+    async fn pipe_recv(&self, sh: &Shared, pipe: &Arc<Pipe>, payload: Bytes) -> Result<()> {
+        match backtrace::split(payload, sh.opts().ttl_max)? {
+            None => {
+                tracing::debug!(pipe = %pipe.id, "request over ttl-max dropped");
+                Ok(())
+            }
+            Some((backtrace, body)) => {
+                let mut m = Message::with_header(backtrace, body);
+                m.pipe = Some(pipe.id);
+                self.rq.push(m, None).await.map_err(|(e, _)| e)
+            }
+        }
+    }
+
+    async fn recv(&self, _: &Shared, ctx: CtxId, deadline: Option<Instant>) -> Result<Message> {
+        let mut m = self.rq.pop(deadline).await?;
+        let pipe = m.pipe.ok_or(Error::Protocol("request without a pipe"))?;
+        let backtrace = std::mem::take(&mut m.header);
+        match self.st().ctxs.get_mut(&ctx) {
+            Some(slot) => *slot = Some(ReplyTo { pipe, backtrace }),
+            None => return Err(Error::Closed),
+        }
+        Ok(m)
+    }
+
+    async fn send(&self, _: &Shared, ctx: CtxId, msg: Message, deadline: Option<Instant>) -> Result<()> {
+        let (to, pipe) = {
+            let mut st = self.st();
+            let to = st.ctxs.get_mut(&ctx).ok_or(Error::Closed)?.take().ok_or(Error::BadState)?;
+            let pipe = st.pipes.get(&to.pipe).cloned();
+            (to, pipe)
+        };
+        let Some(pipe) = pipe else {
+            return Ok(()); // The requester is gone; nobody is waiting for this reply.
+        };
+        let wire = Message::with_header(to.backtrace, msg.body);
+        if self.reply_waits {
+            match pipe.queue.push(wire, deadline).await {
+                Err((Error::Timeout, _)) => Err(Error::Timeout),
+                _ => Ok(()),
+            }
+        } else {
+            let _ = pipe.queue.try_push(wire);
+            Ok(())
+        }
+    }
+
+    fn open_context(&self, _: &Shared) -> Result<CtxId> {
+        let mut st = self.st();
+        let id = st.next_ctx;
+        st.next_ctx += 1;
+        st.ctxs.insert(id, None);
+        Ok(id)
+    }
+
+    fn close_context(&self, ctx: CtxId) {
+        self.st().ctxs.remove(&ctx);
+    }
+
+    fn options_changed(&self, opts: &Options) {
+        self.rq.set_capacity(opts.recv_buffer);
+    }
+
+    fn close(&self) {
+        self.rq.close();
+    }
+}

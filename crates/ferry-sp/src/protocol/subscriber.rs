@@ -1,0 +1,90 @@
+//! SUB (0x21): receives what publishers send and keeps the messages whose body starts with
+//! one of its subscriptions (byte prefixes; the empty prefix matches all). With no
+//! subscription nothing is delivered. A full receive queue drops its oldest message, so a
+//! slow subscriber sees the newest data (NNG's `sub:prefnew`).
+
+use super::{unsupported, CtxId, ProtoOps, Protocol};
+use crate::error::{Error, Result};
+use crate::message::Message;
+use crate::options::{Options, SockOpt};
+use crate::pipe::Pipe;
+use crate::queue::MsgQueue;
+use crate::socket::Shared;
+use bytes::Bytes;
+use std::sync::{Arc, RwLock};
+use tokio::time::Instant;
+
+pub(crate) struct Sub {
+    topics: RwLock<Vec<Bytes>>,
+    rq: MsgQueue<Message>,
+}
+
+impl Sub {
+    fn matches(&self, body: &[u8]) -> bool {
+        let topics = self.topics.read().unwrap_or_else(|e| e.into_inner());
+        topics.iter().any(|t| body.starts_with(t))
+    }
+}
+
+impl ProtoOps for Sub {
+    fn new(_: Protocol, opts: &Options) -> Self {
+        Sub { topics: RwLock::new(Vec::new()), rq: MsgQueue::new(opts.recv_buffer) }
+    }
+
+    fn buffers() -> (usize, usize) {
+        (0, 128)
+    }
+
+    fn add_pipe(&self, _: &Shared, _: &Arc<Pipe>) -> Result<()> {
+        Ok(())
+    }
+
+    fn remove_pipe(&self, _: &Shared, _: &Arc<Pipe>) {}
+
+    async fn pipe_recv(&self, _: &Shared, pipe: &Arc<Pipe>, payload: Bytes) -> Result<()> {
+        if self.matches(&payload) {
+            let mut m = Message::new(payload);
+            m.pipe = Some(pipe.id);
+            self.rq.push_drop_oldest(m);
+        }
+        Ok(())
+    }
+
+    async fn send(&self, _: &Shared, _: CtxId, _: Message, _: Option<Instant>) -> Result<()> {
+        Err(unsupported("send", Protocol::Sub))
+    }
+
+    async fn recv(&self, _: &Shared, _: CtxId, deadline: Option<Instant>) -> Result<Message> {
+        self.rq.pop(deadline).await
+    }
+
+    fn set_option(&self, _: &Shared, opt: &SockOpt) -> Result<()> {
+        let mut topics = self.topics.write().unwrap_or_else(|e| e.into_inner());
+        match opt {
+            SockOpt::Subscribe(t) => {
+                if !topics.contains(t) {
+                    topics.push(t.clone());
+                }
+                Ok(())
+            }
+            SockOpt::Unsubscribe(t) => {
+                let before = topics.len();
+                topics.retain(|x| x != t);
+                if topics.len() == before {
+                    Err(Error::NotFound)
+                } else {
+                    Ok(())
+                }
+            }
+            other => Err(Error::InvalidOption { name: other.name(), reason: "not an option of sub sockets".into() }),
+        }
+    }
+
+    fn options_changed(&self, opts: &Options) {
+        self.rq.set_capacity(opts.recv_buffer);
+    }
+
+    fn close(&self) {
+        self.rq.close();
+    }
+}

@@ -1,0 +1,211 @@
+//! [`MsgQueue`]: the one bounded async queue behind every socket's receive queue and
+//! every pipe's send queue. It differs from a channel in what the protocols need: it can
+//! drop the oldest entry (PUB, SUB), be resized while in use (`send-buffer`,
+//! `recv-buffer`), and be drained in one lock by a pipe writer that batches.
+
+use crate::error::Error;
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+pub(crate) struct MsgQueue<T> {
+    state: Mutex<State<T>>,
+    readable: Notify,
+    writable: Notify,
+}
+
+struct State<T> {
+    items: VecDeque<T>,
+    cap: usize,
+    closed: bool,
+}
+
+/// Why a non-blocking push failed; the item is handed back.
+pub(crate) enum PushError<T> {
+    Full(T),
+    Closed(T),
+}
+
+/// Waits for `notified` or the deadline, whichever comes first.
+pub(crate) async fn wait_or_deadline(
+    notified: std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>,
+    deadline: Option<Instant>,
+) -> Result<(), Error> {
+    match deadline {
+        None => {
+            notified.await;
+            Ok(())
+        }
+        Some(d) => tokio::select! {
+            _ = notified => Ok(()),
+            _ = tokio::time::sleep_until(d) => Err(Error::Timeout),
+        },
+    }
+}
+
+impl<T> MsgQueue<T> {
+    /// A queue holding at most `cap` items (0 behaves as 1: one message in hand).
+    pub(crate) fn new(cap: usize) -> MsgQueue<T> {
+        MsgQueue {
+            state: Mutex::new(State { items: VecDeque::new(), cap: cap.max(1), closed: false }),
+            readable: Notify::new(),
+            writable: Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State<T>> {
+        // A panic while holding this lock cannot leave the queue inconsistent (every
+        // critical section is a single VecDeque operation), so poisoning is ignored.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn set_capacity(&self, cap: usize) {
+        self.lock().cap = cap.max(1);
+        self.writable.notify_waiters();
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    pub(crate) fn try_push(&self, item: T) -> Result<(), PushError<T>> {
+        let mut s = self.lock();
+        if s.closed {
+            return Err(PushError::Closed(item));
+        }
+        if s.items.len() >= s.cap {
+            return Err(PushError::Full(item));
+        }
+        s.items.push_back(item);
+        drop(s);
+        self.readable.notify_one();
+        Ok(())
+    }
+
+    /// Pushes, dropping the oldest entry when full. Returns the dropped entry, or the
+    /// item itself if the queue is closed.
+    pub(crate) fn push_drop_oldest(&self, item: T) -> Option<T> {
+        let mut s = self.lock();
+        if s.closed {
+            return Some(item);
+        }
+        let dropped = if s.items.len() >= s.cap { s.items.pop_front() } else { None };
+        s.items.push_back(item);
+        drop(s);
+        self.readable.notify_one();
+        dropped
+    }
+
+    /// Pushes, waiting for space until the deadline.
+    pub(crate) async fn push(&self, mut item: T, deadline: Option<Instant>) -> Result<(), (Error, T)> {
+        loop {
+            let notified = self.writable.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            match self.try_push(item) {
+                Ok(()) => return Ok(()),
+                Err(PushError::Closed(i)) => return Err((Error::Closed, i)),
+                Err(PushError::Full(i)) => item = i,
+            }
+            if let Err(e) = wait_or_deadline(notified, deadline).await {
+                return Err((e, item));
+            }
+        }
+    }
+
+    pub(crate) fn try_pop(&self) -> Option<T> {
+        let mut s = self.lock();
+        let item = s.items.pop_front()?;
+        let more = !s.items.is_empty();
+        drop(s);
+        // notify_one keeps at most one permit, so pass the wake-up on while items remain.
+        if more {
+            self.readable.notify_one();
+        }
+        self.writable.notify_one();
+        Some(item)
+    }
+
+    /// Pops, waiting until the deadline. Items queued before close are still handed out.
+    pub(crate) async fn pop(&self, deadline: Option<Instant>) -> Result<T, Error> {
+        loop {
+            let notified = self.readable.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(item) = self.try_pop() {
+                return Ok(item);
+            }
+            if self.is_closed() {
+                return Err(Error::Closed);
+            }
+            wait_or_deadline(notified, deadline).await?;
+        }
+    }
+
+    /// Moves up to `max` items into `out` under one lock; returns how many.
+    pub(crate) fn drain_into(&self, out: &mut Vec<T>, max: usize) -> usize {
+        let mut s = self.lock();
+        let n = s.items.len().min(max);
+        out.extend(s.items.drain(..n));
+        drop(s);
+        if n > 0 {
+            self.writable.notify_waiters();
+            self.writable.notify_one();
+        }
+        n
+    }
+
+    /// Closes the queue: pushes fail, waiters wake. Returns what was still queued.
+    pub(crate) fn close(&self) -> VecDeque<T> {
+        let mut s = self.lock();
+        s.closed = true;
+        let rest = std::mem::take(&mut s.items);
+        drop(s);
+        self.readable.notify_waiters();
+        self.writable.notify_waiters();
+        self.readable.notify_one();
+        self.writable.notify_one();
+        rest
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn drop_oldest_keeps_newest() {
+        let q = MsgQueue::new(2);
+        assert!(q.push_drop_oldest(1).is_none());
+        assert!(q.push_drop_oldest(2).is_none());
+        assert_eq!(q.push_drop_oldest(3), Some(1));
+        assert_eq!(q.try_pop(), Some(2));
+        assert_eq!(q.try_pop(), Some(3));
+    }
+
+    #[tokio::test]
+    async fn blocked_push_resumes_after_pop_and_times_out_otherwise() {
+        let q = Arc::new(MsgQueue::new(1));
+        q.try_push(1).ok();
+        let soon = Instant::now() + Duration::from_millis(20);
+        assert!(matches!(q.push(2, Some(soon)).await, Err((Error::Timeout, 2))));
+        let q2 = q.clone();
+        let t = tokio::spawn(async move { q2.push(3, None).await.is_ok() });
+        assert_eq!(q.pop(None).await.unwrap(), 1);
+        assert!(t.await.unwrap());
+        assert_eq!(q.pop(None).await.unwrap(), 3);
+    }
+
+    #[tokio::test]
+    async fn close_wakes_waiters() {
+        let q: Arc<MsgQueue<u8>> = Arc::new(MsgQueue::new(4));
+        let q2 = q.clone();
+        let t = tokio::spawn(async move { q2.pop(None).await });
+        tokio::task::yield_now().await;
+        q.close();
+        assert!(matches!(t.await.unwrap(), Err(Error::Closed)));
+    }
+}

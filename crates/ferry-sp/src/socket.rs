@@ -1,0 +1,322 @@
+//! [`Socket`] and [`Context`]: the public face of a protocol plus its pipes.
+
+use crate::endpoint::{self, Dialer, Listener};
+use crate::error::{Error, Result};
+use crate::message::{Message, PipeId};
+use crate::options::{Options, SockOpt};
+use crate::pipe::{self, Pipe};
+use crate::protocol::{AnyProto, CtxId, Protocol};
+use crate::transport::stream::{handshake, FrameReader, FrameWriter};
+use crate::transport::Conn;
+use crate::url::Url;
+use rand::Rng;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// What protocols share with the socket core.
+pub(crate) struct Shared {
+    opts: RwLock<Options>,
+    /// Notified (to all waiters) when a pipe is added, removed, or its writer makes room.
+    pub(crate) ready: Notify,
+    /// Cancelled when the socket closes.
+    pub(crate) closed: CancellationToken,
+}
+
+impl Shared {
+    pub(crate) fn opts(&self) -> Options {
+        self.opts.read().map(|o| o.clone()).unwrap_or_else(|e| e.into_inner().clone())
+    }
+}
+
+pub(crate) struct Core {
+    pub(crate) protocol: Protocol,
+    pub(crate) proto: AnyProto,
+    pub(crate) shared: Shared,
+    pipes: Mutex<HashMap<PipeId, Arc<Pipe>>>,
+}
+
+impl Core {
+    fn pipes(&self) -> std::sync::MutexGuard<'_, HashMap<PipeId, Arc<Pipe>>> {
+        self.pipes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs the handshake on a fresh connection and, if the peer fits, adds it as a pipe.
+    /// Returns a token that is cancelled when the pipe closes.
+    pub(crate) async fn start_pipe(self: &Arc<Self>, conn: Conn) -> Result<CancellationToken> {
+        let Conn { mut reader, mut writer, framing, remote } = conn;
+        let peer = handshake(&mut *reader, &mut *writer, self.protocol.id()).await?;
+        if peer != self.protocol.peer_id() {
+            tracing::debug!(%remote, peer, "peer protocol mismatch; closing");
+            return Err(Error::ProtocolMismatch { peer, expected: self.protocol.peer_id() });
+        }
+        let opts = self.shared.opts();
+        let pipe = {
+            let mut pipes = self.pipes();
+            if self.shared.closed.is_cancelled() {
+                return Err(Error::Closed);
+            }
+            let id = loop {
+                let id = PipeId(rand::thread_rng().gen_range(1..=0x7fff_ffff));
+                if !pipes.contains_key(&id) {
+                    break id;
+                }
+            };
+            let queue_len = self.proto.pipe_queue_len(&opts);
+            let pipe = Arc::new(Pipe::new(id, queue_len, self.shared.closed.child_token(), remote));
+            pipes.insert(id, pipe.clone());
+            pipe
+        };
+        if let Err(e) = self.proto.add_pipe(&self.shared, &pipe) {
+            self.pipes().remove(&pipe.id);
+            pipe.close();
+            tracing::debug!(remote = %pipe.remote, error = %e, "pipe refused by protocol");
+            return Err(e);
+        }
+        tracing::debug!(pipe = %pipe.id, remote = %pipe.remote, protocol = %self.protocol, "pipe added");
+        self.shared.ready.notify_waiters();
+        let token = pipe.closed.clone();
+        tokio::spawn(pipe::run_reader(self.clone(), pipe.clone(), FrameReader::new(reader, framing, opts.recv_size_max)));
+        tokio::spawn(pipe::run_writer(self.clone(), pipe, FrameWriter::new(writer, framing)));
+        Ok(token)
+    }
+
+    /// Closes a pipe and tells the protocol; idempotent.
+    pub(crate) fn close_pipe(&self, pipe: &Arc<Pipe>) {
+        let removed = self.pipes().remove(&pipe.id).is_some();
+        pipe.close();
+        if removed {
+            tracing::debug!(pipe = %pipe.id, remote = %pipe.remote, "pipe removed");
+            self.proto.remove_pipe(&self.shared, pipe);
+            self.shared.ready.notify_waiters();
+        }
+    }
+
+    pub(crate) fn close(&self) {
+        if self.shared.closed.is_cancelled() {
+            return;
+        }
+        self.shared.closed.cancel();
+        self.proto.close();
+        let pipes: Vec<_> = self.pipes().values().cloned().collect();
+        for p in pipes {
+            self.close_pipe(&p);
+        }
+        self.shared.ready.notify_waiters();
+    }
+
+    fn deadline(timeout: Option<std::time::Duration>) -> Option<Instant> {
+        timeout.map(|t| Instant::now() + t)
+    }
+
+    async fn send(&self, ctx: CtxId, msg: Message) -> Result<()> {
+        if self.shared.closed.is_cancelled() {
+            return Err(Error::Closed);
+        }
+        let deadline = Self::deadline(self.shared.opts().send_timeout);
+        self.proto.send(&self.shared, ctx, msg, deadline).await
+    }
+
+    async fn recv(&self, ctx: CtxId) -> Result<Message> {
+        if self.shared.closed.is_cancelled() {
+            return Err(Error::Closed);
+        }
+        let deadline = Self::deadline(self.shared.opts().recv_timeout);
+        self.proto.recv(&self.shared, ctx, deadline).await
+    }
+}
+
+/// Closes the core when the last user handle goes away (pipe tasks hold the core too,
+/// so the core's own drop would never run while connections exist).
+struct Owner(Arc<Core>);
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+/// An SP socket: one protocol and any number of listeners and dialers.
+///
+/// `Socket` is cheap to clone and every clone is the same socket, so it can be used from
+/// many tasks at once. It closes when [`Socket::close`] is called or the last clone (and
+/// [`Context`]) is dropped.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> ferry_sp::Result<()> {
+/// use ferry_sp::{Protocol, Socket};
+/// let rep = Socket::new(Protocol::Rep)?;
+/// rep.listen("inproc://doc-socket").await?;
+/// let req = Socket::new(Protocol::Req)?;
+/// req.dial("inproc://doc-socket").await?;
+///
+/// req.send("ping").await?;
+/// let request = rep.recv().await?;
+/// assert_eq!(&request.body[..], b"ping");
+/// rep.send("pong").await?;
+/// assert_eq!(&req.recv().await?.body[..], b"pong");
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Socket {
+    core: Arc<Core>,
+    owner: Arc<Owner>,
+}
+
+impl std::fmt::Debug for Socket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Socket").field("protocol", &self.core.protocol).finish_non_exhaustive()
+    }
+}
+
+impl Socket {
+    /// Opens a socket of the given protocol with NNG's default options.
+    pub fn new(protocol: Protocol) -> Result<Socket> {
+        let (send_buffer, recv_buffer) = AnyProto::buffers(protocol);
+        let opts = Options::with_buffers(send_buffer, recv_buffer);
+        let core = Arc::new(Core {
+            protocol,
+            proto: AnyProto::new(protocol, &opts),
+            shared: Shared { opts: RwLock::new(opts), ready: Notify::new(), closed: CancellationToken::new() },
+            pipes: Mutex::new(HashMap::new()),
+        });
+        Ok(Socket { owner: Arc::new(Owner(core.clone())), core })
+    }
+
+    /// The socket's protocol.
+    pub fn protocol(&self) -> Protocol {
+        self.core.protocol
+    }
+
+    /// Listens on `url` (`tcp://host:port`, `tcp://*:0`, `ipc://path`, `inproc://name`).
+    /// Returns once bound; connections are accepted in the background.
+    pub async fn listen(&self, url: &str) -> Result<Listener> {
+        self.check_open()?;
+        endpoint::listen(&self.core, url.parse::<Url>()?).await
+    }
+
+    /// Dials `url` and waits for the first connection, like NNG's default (blocking) dial:
+    /// if nobody listens it fails with [`Error::ConnectionRefused`] and does not retry.
+    /// Once connected, the dialer reconnects whenever the connection is lost.
+    pub async fn dial(&self, url: &str) -> Result<Dialer> {
+        self.check_open()?;
+        endpoint::dial(&self.core, url.parse::<Url>()?, true).await
+    }
+
+    /// Dials `url` in the background, retrying with jittered exponential backoff until it
+    /// connects (NNG's non-blocking dial). Fails only for a bad URL.
+    pub async fn dial_in_background(&self, url: &str) -> Result<Dialer> {
+        self.check_open()?;
+        endpoint::dial(&self.core, url.parse::<Url>()?, false).await
+    }
+
+    /// Sends a message, waiting up to `send-timeout` when the protocol must block.
+    pub async fn send(&self, msg: impl Into<Message>) -> Result<()> {
+        self.core.send(0, msg.into()).await
+    }
+
+    /// Receives a message, waiting up to `recv-timeout`.
+    pub async fn recv(&self) -> Result<Message> {
+        self.core.recv(0).await
+    }
+
+    /// Opens an independent context (REQ, REP, SURVEYOR, RESPONDENT): its own request or
+    /// survey state over the socket's pipes, so that many can be in flight at once.
+    pub fn context(&self) -> Result<Context> {
+        self.check_open()?;
+        let id = self.core.proto.open_context(&self.core.shared).map_err(|e| match e {
+            Error::NotSupported { op, .. } => Error::NotSupported { op, protocol: self.core.protocol.name() },
+            e => e,
+        })?;
+        Ok(Context { core: self.core.clone(), _owner: self.owner.clone(), id })
+    }
+
+    /// Sets an option.
+    pub fn set(&self, opt: SockOpt) -> Result<()> {
+        opt.validate()?;
+        let mut opts = self.core.shared.opts();
+        if opt.apply(&mut opts) {
+            *self.core.shared.opts.write().unwrap_or_else(|e| e.into_inner()) = opts.clone();
+            self.core.proto.options_changed(&opts);
+            Ok(())
+        } else {
+            self.core.proto.set_option(&self.core.shared, &opt)
+        }
+    }
+
+    /// The current values of the generic options.
+    pub fn options(&self) -> Options {
+        self.core.shared.opts()
+    }
+
+    /// How many pipes (connections) are up.
+    pub fn pipe_count(&self) -> usize {
+        self.core.pipes().len()
+    }
+
+    /// Closes the socket: listeners and dialers stop, pipes close, and every pending
+    /// operation fails with [`Error::Closed`].
+    pub fn close(&self) {
+        self.core.close();
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.core.shared.closed.is_cancelled() {
+            Err(Error::Closed)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// An independent request/reply or survey state machine on a socket.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> ferry_sp::Result<()> {
+/// use ferry_sp::{Protocol, Socket};
+/// let rep = Socket::new(Protocol::Rep)?;
+/// rep.listen("inproc://doc-context").await?;
+/// let req = Socket::new(Protocol::Req)?;
+/// req.dial("inproc://doc-context").await?;
+/// let (a, b) = (req.context()?, req.context()?);
+/// a.send("one").await?;
+/// b.send("two").await?;
+/// for _ in 0..2 {
+///     let m = rep.recv().await?;
+///     rep.send(m.body).await?; // echo
+/// }
+/// assert_eq!(&b.recv().await?.body[..], b"two");
+/// assert_eq!(&a.recv().await?.body[..], b"one");
+/// # Ok(()) }
+/// ```
+pub struct Context {
+    core: Arc<Core>,
+    _owner: Arc<Owner>,
+    id: CtxId,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context").field("protocol", &self.core.protocol).field("id", &self.id).finish()
+    }
+}
+
+impl Context {
+    /// Sends on this context (a request, a reply, a survey…).
+    pub async fn send(&self, msg: impl Into<Message>) -> Result<()> {
+        self.core.send(self.id, msg.into()).await
+    }
+
+    /// Receives on this context.
+    pub async fn recv(&self) -> Result<Message> {
+        self.core.recv(self.id).await
+    }
+}
+
+impl Drop for Context {
+    fn drop(&mut self) {
+        self.core.proto.close_context(self.id);
+    }
+}

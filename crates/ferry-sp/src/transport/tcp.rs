@@ -1,0 +1,98 @@
+//! `tcp://host:port`: the SP TCP mapping. TCP_NODELAY is on, as NNG's perf tools and
+//! every latency-sensitive user want.
+
+use super::{Acceptor, Conn, Framing};
+use crate::error::{Error, Result};
+use crate::url::{Family, Url};
+use futures::future::BoxFuture;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use tokio::net::{TcpListener, TcpStream};
+
+fn parts(url: &Url) -> (Option<&str>, u16, Family) {
+    match url {
+        Url::Tcp { host, port, family } => (host.as_deref(), *port, *family),
+        _ => unreachable!("tcp transport given a non-tcp url"),
+    }
+}
+
+async fn resolve(url: &Url) -> Result<Vec<SocketAddr>> {
+    let (host, port, family) = parts(url);
+    let addrs: Vec<SocketAddr> = match host {
+        None => vec![match family {
+            Family::V6 => SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port),
+            _ => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
+        }],
+        Some(h) => tokio::net::lookup_host((h, port))
+            .await
+            .map_err(|_| Error::BadUrl { url: url.to_string(), reason: "host name does not resolve" })?
+            .collect(),
+    };
+    let addrs: Vec<SocketAddr> = addrs
+        .into_iter()
+        .filter(|a| match family {
+            Family::Any => true,
+            Family::V4 => a.is_ipv4(),
+            Family::V6 => a.is_ipv6(),
+        })
+        .collect();
+    if addrs.is_empty() {
+        return Err(Error::BadUrl { url: url.to_string(), reason: "no address of the requested family" });
+    }
+    Ok(addrs)
+}
+
+fn conn(stream: TcpStream, remote: SocketAddr) -> io::Result<Conn> {
+    stream.set_nodelay(true)?;
+    let (r, w) = stream.into_split();
+    Ok(Conn { reader: Box::new(r), writer: Box::new(w), framing: Framing::Length, remote: remote.to_string() })
+}
+
+pub(crate) async fn connect(url: &Url) -> Result<Conn> {
+    let (host, port, _) = parts(url);
+    if host.is_none() || port == 0 {
+        return Err(Error::BadUrl { url: url.to_string(), reason: "a dialer needs a host and a non-zero port" });
+    }
+    let mut last = None;
+    for addr in resolve(url).await? {
+        match TcpStream::connect(addr).await {
+            Ok(s) => return Ok(conn(s, addr)?),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.map_or(Error::ConnectionRefused(url.to_string()), |e| Error::from_io_at(e, &url.to_string())))
+}
+
+pub(crate) struct TcpAcceptor {
+    listener: TcpListener,
+    url: Url,
+}
+
+pub(crate) async fn bind(url: &Url) -> Result<TcpAcceptor> {
+    let mut last = None;
+    for addr in resolve(url).await? {
+        match TcpListener::bind(addr).await {
+            Ok(listener) => {
+                let local = listener.local_addr()?;
+                let (host, _, family) = parts(url);
+                let url = Url::Tcp { host: host.map(str::to_string), port: local.port(), family };
+                return Ok(TcpAcceptor { listener, url });
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.map_or(Error::AddrInUse(url.to_string()), |e| Error::from_io_at(e, &url.to_string())))
+}
+
+impl Acceptor for TcpAcceptor {
+    fn accept(&mut self) -> BoxFuture<'_, io::Result<Conn>> {
+        Box::pin(async move {
+            let (s, remote) = self.listener.accept().await?;
+            conn(s, remote)
+        })
+    }
+
+    fn bound_url(&self) -> Url {
+        self.url.clone()
+    }
+}
