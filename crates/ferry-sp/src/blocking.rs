@@ -27,11 +27,8 @@ fn runtime() -> Result<&'static Runtime> {
     if let Some(rt) = RT.get() {
         return Ok(rt);
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("ferry-sp")
-        .enable_all()
-        .build()?;
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("ferry-sp").enable_all().build()?;
     Ok(RT.get_or_init(|| rt))
 }
 

@@ -98,9 +98,7 @@ impl Error {
     pub(crate) fn from_io_at(err: io::Error, addr: &str) -> Error {
         match err.kind() {
             io::ErrorKind::AddrInUse => Error::AddrInUse(addr.to_string()),
-            io::ErrorKind::ConnectionRefused | io::ErrorKind::NotFound => {
-                Error::ConnectionRefused(addr.to_string())
-            }
+            io::ErrorKind::ConnectionRefused | io::ErrorKind::NotFound => Error::ConnectionRefused(addr.to_string()),
             _ => Error::Io(err),
         }
     }

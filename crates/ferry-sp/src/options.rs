@@ -152,9 +152,7 @@ impl SockOpt {
             "surveyor:survey-time" => SockOpt::SurveyTime(finite("surveyor:survey-time")?),
             "sub:subscribe" => SockOpt::Subscribe(Bytes::copy_from_slice(value.as_bytes())),
             "sub:unsubscribe" => SockOpt::Unsubscribe(Bytes::copy_from_slice(value.as_bytes())),
-            _ => {
-                return Err(Error::InvalidOption { name: "option", reason: format!("unknown option {name:?}") })
-            }
+            _ => return Err(Error::InvalidOption { name: "option", reason: format!("unknown option {name:?}") }),
         };
         opt.validate()?;
         Ok(opt)

@@ -78,7 +78,11 @@ impl Core {
         tracing::debug!(pipe = %pipe.id, remote = %pipe.remote, protocol = %self.protocol, "pipe added");
         self.shared.ready.notify_waiters();
         let token = pipe.closed.clone();
-        tokio::spawn(pipe::run_reader(self.clone(), pipe.clone(), FrameReader::new(reader, framing, opts.recv_size_max)));
+        tokio::spawn(pipe::run_reader(
+            self.clone(),
+            pipe.clone(),
+            FrameReader::new(reader, framing, opts.recv_size_max),
+        ));
         tokio::spawn(pipe::run_writer(self.clone(), pipe, FrameWriter::new(writer, framing)));
         Ok(token)
     }

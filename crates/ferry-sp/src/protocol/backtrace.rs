@@ -21,9 +21,7 @@ pub(crate) fn split(payload: Bytes, ttl: u8) -> Result<Option<(Bytes, Bytes)>> {
             return Ok(None);
         }
         hops += 1;
-        let word = payload
-            .get(end..end + 4)
-            .ok_or(Error::Protocol("request without an end-of-backtrace word"))?;
+        let word = payload.get(end..end + 4).ok_or(Error::Protocol("request without an end-of-backtrace word"))?;
         end += 4;
         if word[0] & 0x80 != 0 {
             break;

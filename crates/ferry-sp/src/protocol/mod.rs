@@ -178,8 +178,13 @@ pub(crate) trait ProtoOps: Send + Sync + Sized + 'static {
     /// in the receive queue, which pushes back on the peer through the transport.
     fn pipe_recv(&self, sh: &Shared, pipe: &Arc<Pipe>, payload: Bytes) -> impl Future<Output = Result<()>> + Send;
 
-    fn send(&self, sh: &Shared, ctx: CtxId, msg: Message, deadline: Option<Instant>)
-        -> impl Future<Output = Result<()>> + Send;
+    fn send(
+        &self,
+        sh: &Shared,
+        ctx: CtxId,
+        msg: Message,
+        deadline: Option<Instant>,
+    ) -> impl Future<Output = Result<()>> + Send;
 
     fn recv(&self, sh: &Shared, ctx: CtxId, deadline: Option<Instant>) -> impl Future<Output = Result<Message>> + Send;
 
