@@ -126,7 +126,7 @@ pub(crate) async fn dial(core: &Arc<Core>, url: Url, blocking: bool) -> Result<D
                     tracing::debug!(url = %target, error = %e, "dial failed");
                     let max = core.shared.opts().reconnect_time_max;
                     if !max.is_zero() {
-                        delay = (delay * 2).min(max);
+                        delay = delay.saturating_mul(2).min(max);
                     }
                 }
             }

@@ -27,6 +27,12 @@ pub(crate) enum PushError<T> {
     Closed(T),
 }
 
+/// The instant `d` from now; `None` (no deadline) if that is beyond what the clock can
+/// represent, so that a huge timeout means "wait forever" instead of a panic.
+pub(crate) fn deadline_after(d: std::time::Duration) -> Option<Instant> {
+    Instant::now().checked_add(d)
+}
+
 /// Waits for `notified` or the deadline, whichever comes first.
 pub(crate) async fn wait_or_deadline(
     notified: std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>,

@@ -112,7 +112,7 @@ impl Core {
     }
 
     fn deadline(timeout: Option<std::time::Duration>) -> Option<Instant> {
-        timeout.map(|t| Instant::now() + t)
+        timeout.and_then(crate::queue::deadline_after)
     }
 
     async fn send(&self, ctx: CtxId, msg: Message) -> Result<()> {

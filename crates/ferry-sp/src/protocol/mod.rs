@@ -289,6 +289,13 @@ pub(crate) async fn wait_for_pipe<T>(
     deadline: Option<Instant>,
     mut attempt: impl FnMut() -> Option<T>,
 ) -> Result<T> {
+    // Fast path: most sends find room at once and need no waiter registered.
+    if sh.closed.is_cancelled() {
+        return Err(Error::Closed);
+    }
+    if let Some(v) = attempt() {
+        return Ok(v);
+    }
     loop {
         let notified = sh.ready.notified();
         tokio::pin!(notified);

@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::message::{Message, PipeId};
 use crate::options::Options;
 use crate::pipe::Pipe;
+use crate::queue::deadline_after;
 use crate::socket::Shared;
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -64,7 +65,7 @@ impl State {
         match self.pipes.try_send(req.wire.clone()) {
             Ok(pipe) => {
                 req.sent_on = Some(pipe.id);
-                req.resend_at = resend.map(|d| Instant::now() + d);
+                req.resend_at = resend.and_then(deadline_after);
                 true
             }
             Err(_) => false,

@@ -11,12 +11,17 @@ use crate::error::{Error, Result};
 use crate::message::Message;
 use crate::options::Options;
 use crate::pipe::Pipe;
-use crate::queue::MsgQueue;
+use crate::queue::{deadline_after, MsgQueue};
 use crate::socket::Shared;
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::time::Instant;
+
+/// A survey time too long for the clock ends about thirty years from now.
+fn far_future() -> Instant {
+    Instant::now() + std::time::Duration::from_secs(86400 * 365 * 30)
+}
 
 struct Survey {
     id: u32,
@@ -115,7 +120,7 @@ impl ProtoOps for Surveyor {
         let id = st.ids.next(|id| surveys.contains_key(&id));
         let survey = Survey {
             id,
-            ends: Instant::now() + sh.opts().survey_time,
+            ends: deadline_after(sh.opts().survey_time).unwrap_or_else(far_future),
             answers: Arc::new(MsgQueue::new(st.recv_buffer)),
         };
         st.surveys.insert(id, ctx);

@@ -39,7 +39,9 @@ pub(crate) trait Acceptor: Send {
 /// Binds `url`.
 pub(crate) async fn bind(url: &Url) -> Result<Box<dyn Acceptor>> {
     match url {
-        Url::Tcp { .. } => Ok(Box::new(tcp::bind(url).await?)),
+        Url::Tcp { host, port, family } => {
+            Ok(Box::new(tcp::bind(tcp::TcpAddr { host: host.as_deref(), port: *port, family: *family, url }).await?))
+        }
         Url::Ipc(path) => Ok(Box::new(ipc::bind(path)?)),
         Url::Inproc(name) => Ok(Box::new(inproc::bind(name)?)),
     }
@@ -48,7 +50,9 @@ pub(crate) async fn bind(url: &Url) -> Result<Box<dyn Acceptor>> {
 /// Connects to `url`.
 pub(crate) async fn connect(url: &Url) -> Result<Conn> {
     match url {
-        Url::Tcp { .. } => tcp::connect(url).await,
+        Url::Tcp { host, port, family } => {
+            tcp::connect(tcp::TcpAddr { host: host.as_deref(), port: *port, family: *family, url }).await
+        }
         Url::Ipc(path) => ipc::connect(path).await,
         Url::Inproc(name) => inproc::connect(name),
     }

@@ -9,15 +9,17 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use tokio::net::{TcpListener, TcpStream};
 
-fn parts(url: &Url) -> (Option<&str>, u16, Family) {
-    match url {
-        Url::Tcp { host, port, family } => (host.as_deref(), *port, *family),
-        _ => unreachable!("tcp transport given a non-tcp url"),
-    }
+/// The parts of a `tcp://` URL, and the URL itself for messages.
+#[derive(Clone, Copy)]
+pub(crate) struct TcpAddr<'a> {
+    pub(crate) host: Option<&'a str>,
+    pub(crate) port: u16,
+    pub(crate) family: Family,
+    pub(crate) url: &'a Url,
 }
 
-async fn resolve(url: &Url) -> Result<Vec<SocketAddr>> {
-    let (host, port, family) = parts(url);
+async fn resolve(addr: TcpAddr<'_>) -> Result<Vec<SocketAddr>> {
+    let TcpAddr { host, port, family, url } = addr;
     let addrs: Vec<SocketAddr> = match host {
         None => vec![match family {
             Family::V6 => SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port),
@@ -48,15 +50,15 @@ fn conn(stream: TcpStream, remote: SocketAddr) -> io::Result<Conn> {
     Ok(Conn { reader: Box::new(r), writer: Box::new(w), framing: Framing::Length, remote: remote.to_string() })
 }
 
-pub(crate) async fn connect(url: &Url) -> Result<Conn> {
-    let (host, port, _) = parts(url);
+pub(crate) async fn connect(addr: TcpAddr<'_>) -> Result<Conn> {
+    let TcpAddr { host, port, url, .. } = addr;
     if host.is_none() || port == 0 {
         return Err(Error::BadUrl { url: url.to_string(), reason: "a dialer needs a host and a non-zero port" });
     }
     let mut last = None;
-    for addr in resolve(url).await? {
-        match TcpStream::connect(addr).await {
-            Ok(s) => return Ok(conn(s, addr)?),
+    for sa in resolve(addr).await? {
+        match TcpStream::connect(sa).await {
+            Ok(s) => return Ok(conn(s, sa)?),
             Err(e) => last = Some(e),
         }
     }
@@ -68,13 +70,13 @@ pub(crate) struct TcpAcceptor {
     url: Url,
 }
 
-pub(crate) async fn bind(url: &Url) -> Result<TcpAcceptor> {
+pub(crate) async fn bind(addr: TcpAddr<'_>) -> Result<TcpAcceptor> {
+    let TcpAddr { host, family, url, .. } = addr;
     let mut last = None;
-    for addr in resolve(url).await? {
-        match TcpListener::bind(addr).await {
+    for sa in resolve(addr).await? {
+        match TcpListener::bind(sa).await {
             Ok(listener) => {
                 let local = listener.local_addr()?;
-                let (host, _, family) = parts(url);
                 let url = Url::Tcp { host: host.map(str::to_string), port: local.port(), family };
                 return Ok(TcpAcceptor { listener, url });
             }
