@@ -1,0 +1,43 @@
+//! A smoke run of `ferry bench sp`: it finishes, and its JSON has one row per metric with
+//! positive numbers. Timings are not checked: this machine's speed is nobody's business.
+
+use std::process::Command;
+
+#[test]
+fn bench_sp_quick_json_over_inproc() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["bench", "sp", "--quick", "--json", "--transports", "inproc"])
+        .output()
+        .expect("run ferry bench sp");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "ferry bench sp failed: {stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("the output is JSON");
+    let rows = report["rows"].as_array().expect("rows");
+
+    let expected = [
+        ("reqrep_latency", "rtt_median", 64),
+        ("reqrep_latency", "rtt_p99", 64),
+        ("pushpull_throughput", "throughput", 64),
+        ("pushpull_throughput", "throughput", 1024),
+        ("pushpull_throughput", "throughput", 65536),
+    ];
+    assert_eq!(rows.len(), expected.len(), "rows: {rows:#?}");
+    for (row, (workload, metric, size)) in rows.iter().zip(expected) {
+        assert_eq!(row["workload"], workload, "{row}");
+        assert_eq!(row["metric"], metric, "{row}");
+        assert_eq!(row["size"], size, "{row}");
+        assert_eq!(row["transport"], "inproc", "{row}");
+        for system in ["ferry", "floor"] {
+            let v = row[system].as_f64().unwrap_or(0.0);
+            assert!(v > 0.0, "{system} in {row}");
+        }
+        assert!(row["ferry_over_floor"].as_f64().is_some_and(|r| r > 0.0), "{row}");
+        // libnng needs gcc and libnng-dev at run time; without them the column is null.
+        if report["libnng"] == true {
+            assert!(row["libnng"].as_f64().is_some_and(|v| v > 0.0), "libnng in {row}");
+            assert!(row["ferry_over_libnng"].as_f64().is_some_and(|r| r > 0.0), "{row}");
+        } else {
+            assert!(row["libnng"].is_null(), "{row}");
+        }
+    }
+}
