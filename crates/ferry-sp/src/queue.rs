@@ -104,7 +104,19 @@ impl<T> MsgQueue<T> {
     }
 
     /// Pushes, waiting for space until the deadline.
-    pub(crate) async fn push(&self, mut item: T, deadline: Option<Instant>) -> Result<(), (Error, T)> {
+    pub(crate) async fn push(&self, item: T, deadline: Option<Instant>) -> Result<(), (Error, T)>
+    where
+        T: Send,
+    {
+        match self.try_push(item) {
+            Ok(()) => Ok(()),
+            Err(PushError::Closed(i)) => Err((Error::Closed, i)),
+            // Boxed so that the common case carries no waiter or timer in its future.
+            Err(PushError::Full(i)) => Box::pin(self.push_slow(i, deadline)).await,
+        }
+    }
+
+    async fn push_slow(&self, mut item: T, deadline: Option<Instant>) -> Result<(), (Error, T)> {
         loop {
             let notified = self.writable.notified();
             tokio::pin!(notified);
@@ -123,18 +135,33 @@ impl<T> MsgQueue<T> {
     pub(crate) fn try_pop(&self) -> Option<T> {
         let mut s = self.lock();
         let item = s.items.pop_front()?;
-        let more = !s.items.is_empty();
+        let len = s.items.len();
+        // Wake blocked pushers only once the queue is half empty, so that a full queue
+        // drains in a batch instead of waking its producer for every single message.
+        let wake_pusher = len <= s.cap / 2;
         drop(s);
         // notify_one keeps at most one permit, so pass the wake-up on while items remain.
-        if more {
+        if len > 0 {
             self.readable.notify_one();
         }
-        self.writable.notify_one();
+        if wake_pusher {
+            self.writable.notify_one();
+        }
         Some(item)
     }
 
     /// Pops, waiting until the deadline. Items queued before close are still handed out.
-    pub(crate) async fn pop(&self, deadline: Option<Instant>) -> Result<T, Error> {
+    pub(crate) async fn pop(&self, deadline: Option<Instant>) -> Result<T, Error>
+    where
+        T: Send,
+    {
+        match self.try_pop() {
+            Some(item) => Ok(item),
+            None => Box::pin(self.pop_slow(deadline)).await,
+        }
+    }
+
+    async fn pop_slow(&self, deadline: Option<Instant>) -> Result<T, Error> {
         loop {
             let notified = self.readable.notified();
             tokio::pin!(notified);

@@ -11,7 +11,9 @@ use crate::transport::Conn;
 use crate::url::Url;
 use rand::Rng;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -19,15 +21,59 @@ use tokio_util::sync::CancellationToken;
 /// What protocols share with the socket core.
 pub(crate) struct Shared {
     opts: RwLock<Options>,
+    /// Copies of the options read on every message, so the hot path reads one atomic
+    /// instead of locking and copying all options.
+    hot: HotOptions,
     /// Notified (to all waiters) when a pipe is added, removed, or its writer makes room.
     pub(crate) ready: Notify,
     /// Cancelled when the socket closes.
     pub(crate) closed: CancellationToken,
+    /// Set when the socket closes; what the per-message paths check (the token's own check
+    /// takes a lock).
+    closing: AtomicBool,
 }
 
 impl Shared {
     pub(crate) fn opts(&self) -> Options {
         self.opts.read().map(|o| o.clone()).unwrap_or_else(|e| e.into_inner().clone())
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn ttl_max(&self) -> u8 {
+        self.hot.ttl_max.load(Ordering::Relaxed)
+    }
+}
+
+/// Per-message options as atomics; timeouts in nanoseconds, `u64::MAX` for none.
+struct HotOptions {
+    send_timeout: AtomicU64,
+    recv_timeout: AtomicU64,
+    ttl_max: AtomicU8,
+}
+
+impl HotOptions {
+    fn new(opts: &Options) -> HotOptions {
+        let hot =
+            HotOptions { send_timeout: AtomicU64::new(0), recv_timeout: AtomicU64::new(0), ttl_max: AtomicU8::new(0) };
+        hot.store(opts);
+        hot
+    }
+
+    fn store(&self, opts: &Options) {
+        let ns = |t: Option<Duration>| t.map_or(u64::MAX, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX - 1));
+        self.send_timeout.store(ns(opts.send_timeout), Ordering::Relaxed);
+        self.recv_timeout.store(ns(opts.recv_timeout), Ordering::Relaxed);
+        self.ttl_max.store(opts.ttl_max, Ordering::Relaxed);
+    }
+
+    fn deadline(timeout: &AtomicU64) -> Option<Instant> {
+        match timeout.load(Ordering::Relaxed) {
+            u64::MAX => None,
+            ns => crate::queue::deadline_after(Duration::from_nanos(ns)),
+        }
     }
 }
 
@@ -55,7 +101,7 @@ impl Core {
         let opts = self.shared.opts();
         let pipe = {
             let mut pipes = self.pipes();
-            if self.shared.closed.is_cancelled() {
+            if self.shared.is_closed() {
                 return Err(Error::Closed);
             }
             let id = loop {
@@ -66,15 +112,17 @@ impl Core {
             };
             let queue_len = self.proto.pipe_queue_len(&opts);
             let pipe = Arc::new(Pipe::new(id, queue_len, self.shared.closed.child_token(), remote));
+            // The protocol accepts the pipe under the same lock that makes it count, so a
+            // pipe that `pipe_count` reports can be sent to, and a refused one never counts.
+            if let Err(e) = self.proto.add_pipe(&self.shared, &pipe) {
+                drop(pipes);
+                pipe.close();
+                tracing::debug!(remote = %pipe.remote, error = %e, "pipe refused by protocol");
+                return Err(e);
+            }
             pipes.insert(id, pipe.clone());
             pipe
         };
-        if let Err(e) = self.proto.add_pipe(&self.shared, &pipe) {
-            self.pipes().remove(&pipe.id);
-            pipe.close();
-            tracing::debug!(remote = %pipe.remote, error = %e, "pipe refused by protocol");
-            return Err(e);
-        }
         tracing::debug!(pipe = %pipe.id, remote = %pipe.remote, protocol = %self.protocol, "pipe added");
         self.shared.ready.notify_waiters();
         let token = pipe.closed.clone();
@@ -99,7 +147,7 @@ impl Core {
     }
 
     pub(crate) fn close(&self) {
-        if self.shared.closed.is_cancelled() {
+        if self.shared.closing.swap(true, Ordering::AcqRel) {
             return;
         }
         self.shared.closed.cancel();
@@ -111,24 +159,30 @@ impl Core {
         self.shared.ready.notify_waiters();
     }
 
-    fn deadline(timeout: Option<std::time::Duration>) -> Option<Instant> {
-        timeout.and_then(crate::queue::deadline_after)
-    }
+    // Sends and receives try the protocol's synchronous path first. Only when that would
+    // block is the async path started, boxed, so that the common case allocates nothing and
+    // the future a caller holds stays small.
 
     async fn send(&self, ctx: CtxId, msg: Message) -> Result<()> {
-        if self.shared.closed.is_cancelled() {
+        if self.shared.is_closed() {
             return Err(Error::Closed);
         }
-        let deadline = Self::deadline(self.shared.opts().send_timeout);
-        self.proto.send(&self.shared, ctx, msg, deadline).await
+        let Some(msg) = self.proto.try_send(&self.shared, ctx, msg)? else {
+            return Ok(());
+        };
+        let deadline = HotOptions::deadline(&self.shared.hot.send_timeout);
+        Box::pin(self.proto.send(&self.shared, ctx, msg, deadline)).await
     }
 
     async fn recv(&self, ctx: CtxId) -> Result<Message> {
-        if self.shared.closed.is_cancelled() {
+        if self.shared.is_closed() {
             return Err(Error::Closed);
         }
-        let deadline = Self::deadline(self.shared.opts().recv_timeout);
-        self.proto.recv(&self.shared, ctx, deadline).await
+        if let Some(m) = self.proto.try_recv(&self.shared, ctx)? {
+            return Ok(m);
+        }
+        let deadline = HotOptions::deadline(&self.shared.hot.recv_timeout);
+        Box::pin(self.proto.recv(&self.shared, ctx, deadline)).await
     }
 }
 
@@ -183,7 +237,13 @@ impl Socket {
         let core = Arc::new(Core {
             protocol,
             proto: AnyProto::new(protocol, &opts),
-            shared: Shared { opts: RwLock::new(opts), ready: Notify::new(), closed: CancellationToken::new() },
+            shared: Shared {
+                hot: HotOptions::new(&opts),
+                opts: RwLock::new(opts),
+                ready: Notify::new(),
+                closed: CancellationToken::new(),
+                closing: AtomicBool::new(false),
+            },
             pipes: Mutex::new(HashMap::new()),
         });
         Ok(Socket { owner: Arc::new(Owner(core.clone())), core })
@@ -243,6 +303,7 @@ impl Socket {
         let mut opts = self.core.shared.opts();
         if opt.apply(&mut opts) {
             *self.core.shared.opts.write().unwrap_or_else(|e| e.into_inner()) = opts.clone();
+            self.core.shared.hot.store(&opts);
             self.core.proto.options_changed(&opts);
             Ok(())
         } else {
@@ -267,7 +328,7 @@ impl Socket {
     }
 
     fn check_open(&self) -> Result<()> {
-        if self.core.shared.closed.is_cancelled() {
+        if self.core.shared.is_closed() {
             Err(Error::Closed)
         } else {
             Ok(())

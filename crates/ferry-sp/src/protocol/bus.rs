@@ -54,12 +54,16 @@ impl ProtoOps for Bus {
         Ok(())
     }
 
-    async fn send(&self, _: &Shared, _: CtxId, msg: Message, _: Option<Instant>) -> Result<()> {
+    fn try_send(&self, _: &Shared, _: CtxId, msg: Message) -> Result<Option<Message>> {
         let msg = Message::new(msg.body);
         for p in self.pipes().all() {
             let _ = p.queue.try_push(msg.clone());
         }
-        Ok(())
+        Ok(None)
+    }
+
+    fn try_recv(&self, _: &Shared, _: CtxId) -> Result<Option<Message>> {
+        Ok(self.rq.try_pop())
     }
 
     async fn recv(&self, _: &Shared, _: CtxId, deadline: Option<Instant>) -> Result<Message> {

@@ -178,13 +178,37 @@ pub(crate) trait ProtoOps: Send + Sync + Sized + 'static {
     /// in the receive queue, which pushes back on the peer through the transport.
     fn pipe_recv(&self, sh: &Shared, pipe: &Arc<Pipe>, payload: Bytes) -> impl Future<Output = Result<()>> + Send;
 
+    /// One attempt to send without waiting: `Ok(None)` when done (sent, queued or dropped
+    /// by design), `Ok(Some(msg))` when the protocol must wait for a pipe or for room.
+    fn try_send(&self, sh: &Shared, ctx: CtxId, msg: Message) -> Result<Option<Message>>;
+
+    /// Sends, waiting as the protocol requires. By default: retries [`ProtoOps::try_send`]
+    /// whenever a pipe is added or a pipe's writer makes room.
     fn send(
         &self,
         sh: &Shared,
         ctx: CtxId,
         msg: Message,
         deadline: Option<Instant>,
-    ) -> impl Future<Output = Result<()>> + Send;
+    ) -> impl Future<Output = Result<()>> + Send {
+        async move {
+            let mut msg = Some(msg);
+            wait_for_pipe(sh, deadline, || match self.try_send(sh, ctx, msg.take()?) {
+                Ok(None) => Some(Ok(())),
+                Ok(Some(m)) => {
+                    msg = Some(m);
+                    None
+                }
+                Err(e) => Some(Err(e)),
+            })
+            .await?
+        }
+    }
+
+    /// One attempt to receive without waiting; `Ok(None)` when nothing is there yet.
+    fn try_recv(&self, _sh: &Shared, _ctx: CtxId) -> Result<Option<Message>> {
+        Ok(None)
+    }
 
     fn recv(&self, sh: &Shared, ctx: CtxId, deadline: Option<Instant>) -> impl Future<Output = Result<Message>> + Send;
 
@@ -258,8 +282,14 @@ impl AnyProto {
     pub(crate) async fn pipe_recv(&self, sh: &Shared, pipe: &Arc<Pipe>, payload: Bytes) -> Result<()> {
         each!(self, p => p.pipe_recv(sh, pipe, payload).await)
     }
+    pub(crate) fn try_send(&self, sh: &Shared, ctx: CtxId, msg: Message) -> Result<Option<Message>> {
+        each!(self, p => p.try_send(sh, ctx, msg))
+    }
     pub(crate) async fn send(&self, sh: &Shared, ctx: CtxId, msg: Message, deadline: Option<Instant>) -> Result<()> {
         each!(self, p => p.send(sh, ctx, msg, deadline).await)
+    }
+    pub(crate) fn try_recv(&self, sh: &Shared, ctx: CtxId) -> Result<Option<Message>> {
+        each!(self, p => p.try_recv(sh, ctx))
     }
     pub(crate) async fn recv(&self, sh: &Shared, ctx: CtxId, deadline: Option<Instant>) -> Result<Message> {
         each!(self, p => p.recv(sh, ctx, deadline).await)
@@ -284,33 +314,37 @@ impl AnyProto {
 /// Waits until `attempt` yields a value, re-trying whenever a pipe is added or a pipe's
 /// writer makes room; fails with [`Error::Timeout`] at the deadline and [`Error::Closed`]
 /// when the socket closes. This is how blocking sends wait for a peer.
-pub(crate) async fn wait_for_pipe<T>(
+pub(crate) async fn wait_for_pipe<T: Send>(
     sh: &Shared,
     deadline: Option<Instant>,
-    mut attempt: impl FnMut() -> Option<T>,
+    mut attempt: impl FnMut() -> Option<T> + Send,
 ) -> Result<T> {
-    // Fast path: most sends find room at once and need no waiter registered.
-    if sh.closed.is_cancelled() {
+    // Fast path: most sends find room at once and need no waiter registered. The slow path
+    // is boxed so that the common case's future stays small.
+    if sh.is_closed() {
         return Err(Error::Closed);
     }
     if let Some(v) = attempt() {
         return Ok(v);
     }
-    loop {
-        let notified = sh.ready.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        if sh.closed.is_cancelled() {
-            return Err(Error::Closed);
+    Box::pin(async move {
+        loop {
+            let notified = sh.ready.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if sh.is_closed() {
+                return Err(Error::Closed);
+            }
+            if let Some(v) = attempt() {
+                return Ok(v);
+            }
+            tokio::select! {
+                r = wait_or_deadline(notified, deadline) => r?,
+                _ = sh.closed.cancelled() => return Err(Error::Closed),
+            }
         }
-        if let Some(v) = attempt() {
-            return Ok(v);
-        }
-        tokio::select! {
-            r = wait_or_deadline(notified, deadline) => r?,
-            _ = sh.closed.cancelled() => return Err(Error::Closed),
-        }
-    }
+    })
+    .await
 }
 
 /// The error for an operation a protocol does not have.

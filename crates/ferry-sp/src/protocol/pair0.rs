@@ -1,7 +1,7 @@
 //! PAIR v0 (0x10): two peers, no header. Monogamous: a second connection completes the
 //! handshake and is then closed. A send waits until the peer is there and has room.
 
-use super::{wait_for_pipe, CtxId, ProtoOps, Protocol};
+use super::{CtxId, ProtoOps, Protocol};
 use crate::error::{Error, Result};
 use crate::message::Message;
 use crate::options::Options;
@@ -37,20 +37,15 @@ impl OnePeer {
         }
     }
 
-    /// Queues `msg` on the peer, waiting for it (and for room) until the deadline.
-    pub(crate) async fn send(&self, sh: &Shared, msg: Message, deadline: Option<Instant>) -> Result<()> {
-        let mut msg = Some(msg);
-        wait_for_pipe(sh, deadline, || {
-            let peer = self.lock().clone()?;
-            match peer.queue.try_push(msg.take()?) {
-                Ok(()) => Some(()),
-                Err(PushError::Full(m) | PushError::Closed(m)) => {
-                    msg = Some(m);
-                    None
-                }
-            }
-        })
-        .await
+    /// Queues `msg` on the peer; hands it back if there is no peer or no room.
+    pub(crate) fn try_send(&self, msg: Message) -> Option<Message> {
+        let Some(peer) = self.lock().clone() else {
+            return Some(msg);
+        };
+        match peer.queue.try_push(msg) {
+            Ok(()) => None,
+            Err(PushError::Full(m) | PushError::Closed(m)) => Some(m),
+        }
     }
 }
 
@@ -82,8 +77,12 @@ impl ProtoOps for Pair0 {
         self.rq.push(m, None).await.map_err(|(e, _)| e)
     }
 
-    async fn send(&self, sh: &Shared, _: CtxId, msg: Message, deadline: Option<Instant>) -> Result<()> {
-        self.peer.send(sh, Message::new(msg.body), deadline).await
+    fn try_send(&self, _: &Shared, _: CtxId, msg: Message) -> Result<Option<Message>> {
+        Ok(self.peer.try_send(Message::new(msg.body)))
+    }
+
+    fn try_recv(&self, _: &Shared, _: CtxId) -> Result<Option<Message>> {
+        Ok(self.rq.try_pop())
     }
 
     async fn recv(&self, _: &Shared, _: CtxId, deadline: Option<Instant>) -> Result<Message> {

@@ -65,7 +65,7 @@ impl ProtoOps for Pair1 {
         if hops > 0xff {
             return Err(Error::Protocol("PAIR v1 header with non-zero reserved bits"));
         }
-        if hops > u32::from(sh.opts().ttl_max) {
+        if hops > u32::from(sh.ttl_max()) {
             tracing::debug!(pipe = %pipe.id, hops, "PAIR v1 message over ttl-max dropped");
             return Ok(());
         }
@@ -74,10 +74,11 @@ impl ProtoOps for Pair1 {
         self.rq.push(m, None).await.map_err(|(e, _)| e)
     }
 
-    async fn send(&self, sh: &Shared, _: CtxId, msg: Message, deadline: Option<Instant>) -> Result<()> {
+    fn try_send(&self, _: &Shared, _: CtxId, msg: Message) -> Result<Option<Message>> {
         let wire = Message::with_header(Bytes::from_static(ONE_HOP), msg.body);
         match &self.mono {
-            Some(peer) => peer.send(sh, wire, deadline).await,
+            // Handed back without the header, which the next attempt adds again.
+            Some(peer) => Ok(peer.try_send(wire).map(|w| Message::new(w.body))),
             None => {
                 let poly = self.poly();
                 let target = match msg.pipe {
@@ -88,9 +89,13 @@ impl ProtoOps for Pair1 {
                     // Dropped when full, never blocking: one slow peer must not stall the rest.
                     let _ = p.queue.try_push(wire);
                 }
-                Ok(())
+                Ok(None)
             }
         }
+    }
+
+    fn try_recv(&self, _: &Shared, _: CtxId) -> Result<Option<Message>> {
+        Ok(self.rq.try_pop())
     }
 
     async fn recv(&self, _: &Shared, _: CtxId, deadline: Option<Instant>) -> Result<Message> {

@@ -50,14 +50,14 @@ impl ProtoOps for Pub {
         Ok(())
     }
 
-    async fn send(&self, _: &Shared, _: CtxId, msg: Message, _: Option<Instant>) -> Result<()> {
+    fn try_send(&self, _: &Shared, _: CtxId, msg: Message) -> Result<Option<Message>> {
         let msg = Message::new(msg.body);
         for p in self.pipes().all() {
             if p.queue.push_drop_oldest(msg.clone()).is_some() {
                 tracing::trace!(pipe = %p.id, "slow subscriber: oldest message dropped");
             }
         }
-        Ok(())
+        Ok(None)
     }
 
     async fn recv(&self, _: &Shared, _: CtxId, _: Option<Instant>) -> Result<Message> {

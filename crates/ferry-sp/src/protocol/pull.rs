@@ -38,8 +38,12 @@ impl ProtoOps for Pull {
         self.rq.push(m, None).await.map_err(|(e, _)| e)
     }
 
-    async fn send(&self, _: &Shared, _: CtxId, _: Message, _: Option<Instant>) -> Result<()> {
+    fn try_send(&self, _: &Shared, _: CtxId, _: Message) -> Result<Option<Message>> {
         Err(unsupported("send", Protocol::Pull))
+    }
+
+    fn try_recv(&self, _: &Shared, _: CtxId) -> Result<Option<Message>> {
+        Ok(self.rq.try_pop())
     }
 
     async fn recv(&self, _: &Shared, _: CtxId, deadline: Option<Instant>) -> Result<Message> {

@@ -2,7 +2,7 @@
 //! to one puller, round-robin over the pipes that have room; with none, a send waits
 //! (`send-timeout`) and never drops.
 
-use super::{unsupported, wait_for_pipe, CtxId, ProtoOps, Protocol};
+use super::{unsupported, CtxId, ProtoOps, Protocol};
 use crate::error::Result;
 use crate::message::Message;
 use crate::options::Options;
@@ -87,19 +87,8 @@ impl ProtoOps for Push {
         Ok(())
     }
 
-    async fn send(&self, sh: &Shared, _: CtxId, msg: Message, deadline: Option<Instant>) -> Result<()> {
-        let mut msg = Some(Message::new(msg.body));
-        wait_for_pipe(sh, deadline, || {
-            let m = msg.take()?;
-            match self.pipes().try_send(m) {
-                Ok(_) => Some(()),
-                Err(m) => {
-                    msg = Some(m);
-                    None
-                }
-            }
-        })
-        .await
+    fn try_send(&self, _: &Shared, _: CtxId, msg: Message) -> Result<Option<Message>> {
+        Ok(self.pipes().try_send(Message::new(msg.body)).err())
     }
 
     async fn recv(&self, _: &Shared, _: CtxId, _: Option<Instant>) -> Result<Message> {

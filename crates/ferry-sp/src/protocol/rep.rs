@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::message::{Message, PipeId};
 use crate::options::Options;
 use crate::pipe::Pipe;
-use crate::queue::MsgQueue;
+use crate::queue::{MsgQueue, PushError};
 use crate::socket::Shared;
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -45,6 +45,17 @@ impl Responder {
     fn st(&self) -> std::sync::MutexGuard<'_, State> {
         self.st.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// Remembers where the reply to a received request goes, and hands its body over.
+    fn accept(&self, ctx: CtxId, mut m: Message) -> Result<Message> {
+        let pipe = m.pipe.ok_or(Error::Protocol("request without a pipe"))?;
+        let backtrace = std::mem::take(&mut m.header);
+        match self.st().ctxs.get_mut(&ctx) {
+            Some(slot) => *slot = Some(ReplyTo { pipe, backtrace }),
+            None => return Err(Error::Closed),
+        }
+        Ok(m)
+    }
 }
 
 impl ProtoOps for Responder {
@@ -69,7 +80,7 @@ impl ProtoOps for Responder {
     }
 
     async fn pipe_recv(&self, sh: &Shared, pipe: &Arc<Pipe>, payload: Bytes) -> Result<()> {
-        match backtrace::split(payload, sh.opts().ttl_max)? {
+        match backtrace::split(payload, sh.ttl_max())? {
             None => {
                 tracing::debug!(pipe = %pipe.id, "request over ttl-max dropped");
                 Ok(())
@@ -82,36 +93,31 @@ impl ProtoOps for Responder {
         }
     }
 
-    async fn recv(&self, _: &Shared, ctx: CtxId, deadline: Option<Instant>) -> Result<Message> {
-        let mut m = self.rq.pop(deadline).await?;
-        let pipe = m.pipe.ok_or(Error::Protocol("request without a pipe"))?;
-        let backtrace = std::mem::take(&mut m.header);
-        match self.st().ctxs.get_mut(&ctx) {
-            Some(slot) => *slot = Some(ReplyTo { pipe, backtrace }),
-            None => return Err(Error::Closed),
-        }
-        Ok(m)
+    fn try_recv(&self, _: &Shared, ctx: CtxId) -> Result<Option<Message>> {
+        self.rq.try_pop().map(|m| self.accept(ctx, m)).transpose()
     }
 
-    async fn send(&self, _: &Shared, ctx: CtxId, msg: Message, deadline: Option<Instant>) -> Result<()> {
-        let (to, pipe) = {
-            let mut st = self.st();
-            let to = st.ctxs.get_mut(&ctx).ok_or(Error::Closed)?.take().ok_or(Error::BadState)?;
-            let pipe = st.pipes.get(&to.pipe).cloned();
-            (to, pipe)
+    async fn recv(&self, _: &Shared, ctx: CtxId, deadline: Option<Instant>) -> Result<Message> {
+        let m = self.rq.pop(deadline).await?;
+        self.accept(ctx, m)
+    }
+
+    fn try_send(&self, _: &Shared, ctx: CtxId, msg: Message) -> Result<Option<Message>> {
+        let mut st = self.st();
+        let slot = st.ctxs.get_mut(&ctx).ok_or(Error::Closed)?;
+        let to = slot.take().ok_or(Error::BadState)?;
+        let Some(pipe) = st.pipes.get(&to.pipe).cloned() else {
+            return Ok(None); // The requester is gone; nobody is waiting for this reply.
         };
-        let Some(pipe) = pipe else {
-            return Ok(()); // The requester is gone; nobody is waiting for this reply.
-        };
-        let wire = Message::with_header(to.backtrace, msg.body);
-        if self.reply_waits {
-            match pipe.queue.push(wire, deadline).await {
-                Err((Error::Timeout, _)) => Err(Error::Timeout),
-                _ => Ok(()),
+        match pipe.queue.try_push(Message::with_header(to.backtrace.clone(), msg.body)) {
+            Err(PushError::Full(wire)) if self.reply_waits => {
+                // Keep the request so that the wait (or a later send) can still answer it.
+                if let Some(slot) = st.ctxs.get_mut(&ctx) {
+                    *slot = Some(to);
+                }
+                Ok(Some(Message::new(wire.body)))
             }
-        } else {
-            let _ = pipe.queue.try_push(wire);
-            Ok(())
+            _ => Ok(None),
         }
     }
 

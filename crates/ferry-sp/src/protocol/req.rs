@@ -175,6 +175,11 @@ impl ProtoOps for Req {
         Ok(())
     }
 
+    fn try_send(&self, _: &Shared, _: CtxId, msg: Message) -> Result<Option<Message>> {
+        // A request always takes the async path: it must allocate an id and may wait.
+        Ok(Some(msg))
+    }
+
     async fn send(&self, sh: &Shared, ctx: CtxId, msg: Message, deadline: Option<Instant>) -> Result<()> {
         let id = {
             let mut st = self.st();
@@ -215,56 +220,60 @@ impl ProtoOps for Req {
             let r = c.request.as_ref().ok_or(Error::BadState)?;
             (r.id, c.changed.clone())
         };
-        loop {
-            let notified = changed.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            let ready = sh.ready.notified();
-            tokio::pin!(ready);
-            ready.as_mut().enable();
-            let (wake_at, unsent) = {
-                let mut st = self.st();
-                let st = &mut *st;
-                let Some(r) = st.ctxs.get_mut(&ctx).and_then(|c| c.request.as_mut()).filter(|r| r.id == id) else {
-                    return Err(if sh.closed.is_cancelled() { Error::Closed } else { Error::Canceled });
+        // Boxed: the wait holds timers and waiters that would bloat every socket's recv future.
+        Box::pin(async move {
+            loop {
+                let notified = changed.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                let ready = sh.ready.notified();
+                tokio::pin!(ready);
+                ready.as_mut().enable();
+                let (wake_at, unsent) = {
+                    let mut st = self.st();
+                    let st = &mut *st;
+                    let Some(r) = st.ctxs.get_mut(&ctx).and_then(|c| c.request.as_mut()).filter(|r| r.id == id) else {
+                        return Err(if sh.is_closed() { Error::Closed } else { Error::Canceled });
+                    };
+                    if let Some(reply) = r.reply.take() {
+                        st.abandon(ctx, id);
+                        return Ok(reply);
+                    }
+                    if let Some(fail) = r.failed {
+                        st.abandon(ctx, id);
+                        return Err(fail());
+                    }
+                    if r.sent_on.is_some() && r.resend_at.is_some_and(|t| t <= Instant::now()) {
+                        tracing::debug!(id = format_args!("{id:#010x}"), "resending unanswered request");
+                        r.sent_on = None;
+                    }
+                    let unsent = !st.dispatch(ctx);
+                    let resend_at = st.ctxs.get(&ctx).and_then(|c| c.request.as_ref()).and_then(|r| r.resend_at);
+                    let wake_at = match (resend_at, deadline) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                    (wake_at, unsent)
                 };
-                if let Some(reply) = r.reply.take() {
-                    st.abandon(ctx, id);
-                    return Ok(reply);
+                if deadline.is_some_and(|d| d <= Instant::now()) {
+                    self.st().abandon(ctx, id);
+                    return Err(Error::Timeout);
                 }
-                if let Some(fail) = r.failed {
-                    st.abandon(ctx, id);
-                    return Err(fail());
-                }
-                if r.sent_on.is_some() && r.resend_at.is_some_and(|t| t <= Instant::now()) {
-                    tracing::debug!(id = format_args!("{id:#010x}"), "resending unanswered request");
-                    r.sent_on = None;
-                }
-                let unsent = !st.dispatch(ctx);
-                let resend_at = st.ctxs.get(&ctx).and_then(|c| c.request.as_ref()).and_then(|r| r.resend_at);
-                let wake_at = match (resend_at, deadline) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
+                let sleep = async {
+                    match wake_at {
+                        Some(t) => tokio::time::sleep_until(t).await,
+                        None => std::future::pending().await,
+                    }
                 };
-                (wake_at, unsent)
-            };
-            if deadline.is_some_and(|d| d <= Instant::now()) {
-                self.st().abandon(ctx, id);
-                return Err(Error::Timeout);
-            }
-            let sleep = async {
-                match wake_at {
-                    Some(t) => tokio::time::sleep_until(t).await,
-                    None => std::future::pending().await,
+                tokio::select! {
+                    _ = notified => {}
+                    _ = ready, if unsent => {}
+                    _ = sleep => {}
+                    _ = sh.closed.cancelled() => return Err(Error::Closed),
                 }
-            };
-            tokio::select! {
-                _ = notified => {}
-                _ = ready, if unsent => {}
-                _ = sleep => {}
-                _ = sh.closed.cancelled() => return Err(Error::Closed),
             }
-        }
+        })
+        .await
     }
 
     fn open_context(&self, _: &Shared) -> Result<CtxId> {

@@ -50,8 +50,12 @@ impl ProtoOps for Sub {
         Ok(())
     }
 
-    async fn send(&self, _: &Shared, _: CtxId, _: Message, _: Option<Instant>) -> Result<()> {
+    fn try_send(&self, _: &Shared, _: CtxId, _: Message) -> Result<Option<Message>> {
         Err(unsupported("send", Protocol::Sub))
+    }
+
+    fn try_recv(&self, _: &Shared, _: CtxId) -> Result<Option<Message>> {
+        Ok(self.rq.try_pop())
     }
 
     async fn recv(&self, _: &Shared, _: CtxId, deadline: Option<Instant>) -> Result<Message> {

@@ -109,7 +109,7 @@ impl ProtoOps for Surveyor {
         Ok(())
     }
 
-    async fn send(&self, sh: &Shared, ctx: CtxId, msg: Message, _: Option<Instant>) -> Result<()> {
+    fn try_send(&self, sh: &Shared, ctx: CtxId, msg: Message) -> Result<Option<Message>> {
         let mut guard = self.st();
         let st = &mut *guard;
         if !st.ctxs.contains_key(&ctx) {
@@ -130,7 +130,7 @@ impl ProtoOps for Surveyor {
             // A busy respondent misses the survey rather than delaying the others.
             let _ = p.queue.try_push(wire.clone());
         }
-        Ok(())
+        Ok(None)
     }
 
     async fn recv(&self, _: &Shared, ctx: CtxId, deadline: Option<Instant>) -> Result<Message> {

@@ -1,0 +1,130 @@
+//! Transports and addresses: tcp (IPv4, IPv6, wildcard, port 0), ipc (socket files) and
+//! inproc, and the errors for addresses that cannot work.
+
+mod common;
+
+use common::{assert_err, connect_at, listen, recv_text, round_trip, send, socket, until, TCP};
+use ferry_sp::{Error, Protocol, Socket};
+use ferry_testkit::{free_port, IpcDir};
+use std::path::Path;
+
+/// A REQ/REP round trip with REP listening on `url`; returns the bound address.
+async fn round_trip_at(url: &str) -> String {
+    let (rep, req) = (socket(Protocol::Rep), socket(Protocol::Req));
+    let bound = connect_at(&rep, &req, url).await;
+    round_trip(&req, &rep).await;
+    bound
+}
+
+fn inproc_url(name: &str) -> String {
+    // Names are process-wide; the test binary's tests run in parallel.
+    format!("inproc://transport-{name}-{}", std::process::id())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_transport_carries_messages() {
+    let dir = IpcDir::new();
+    round_trip_at(TCP).await;
+    round_trip_at(&dir.url("rr.ipc")).await;
+    round_trip_at(&inproc_url("rr")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_wildcard_port_zero_reports_the_chosen_port() {
+    let pull = socket(Protocol::Pull);
+    let listener = pull.listen("tcp://*:0").await.unwrap();
+    let port = listener.port().unwrap();
+    assert_ne!(port, 0);
+    assert_eq!(listener.url().to_string(), format!("tcp://*:{port}"));
+
+    let push = socket(Protocol::Push);
+    push.dial(&format!("tcp://127.0.0.1:{port}")).await.unwrap();
+    send(&push, "via the wildcard").await;
+    assert_eq!(recv_text(&pull).await, "via the wildcard");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_ipv6_loopback() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("skipped: no IPv6 loopback on this machine");
+        return;
+    }
+    let bound = round_trip_at("tcp://[::1]:0").await;
+    let port = bound.strip_prefix("tcp://[::1]:").unwrap().parse::<u16>().unwrap();
+    assert_ne!(port, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipc_removes_a_stale_socket_file_before_binding() {
+    let dir = IpcDir::new();
+    let path = dir.path().join("stale.ipc");
+    // A socket file nobody serves any more, as a crashed process leaves behind.
+    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    assert!(path.exists());
+    round_trip_at(&dir.url("stale.ipc")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipc_removes_its_socket_file_when_closed() {
+    let dir = IpcDir::new();
+    let (a, b) = (dir.path().join("a.ipc"), dir.path().join("b.ipc"));
+    let s = socket(Protocol::Pull);
+    let listener = listen_on(&s, &a).await;
+    listen_on(&s, &b).await;
+
+    listener.close();
+    until("a.ipc removed after its listener closed", || !a.exists()).await;
+    assert!(b.exists());
+    s.close();
+    until("b.ipc removed after its socket closed", || !b.exists()).await;
+}
+
+async fn listen_on(s: &Socket, path: &Path) -> ferry_sp::Listener {
+    let l = s.listen(&format!("ipc://{}", path.display())).await.unwrap();
+    assert!(path.exists());
+    l
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_urls_are_rejected() {
+    let s = socket(Protocol::Pair0);
+    for url in [
+        "tcp://127.0.0.1",
+        "tcp://127.0.0.1:99999",
+        "tcp://::1:5",
+        "tcp://h:1/path",
+        "gopher://x:1",
+        "ipc://",
+        "inproc://",
+        "nonsense",
+    ] {
+        assert_err!(s.listen(url).await, Error::BadUrl { .. });
+        assert_err!(s.dial(url).await, Error::BadUrl { .. });
+    }
+    // A dialer needs somewhere to go.
+    for url in ["tcp://*:5555", "tcp://127.0.0.1:0"] {
+        assert_err!(s.dial(url).await, Error::BadUrl { .. });
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bound_address_is_in_use() {
+    let dir = IpcDir::new();
+    let first = socket(Protocol::Pull);
+    let tcp = listen(&first, TCP).await;
+    let ipc = listen(&first, &dir.url("busy.ipc")).await;
+    let inproc = listen(&first, &inproc_url("busy")).await;
+    let second = socket(Protocol::Pull);
+    for url in [&tcp, &ipc, &inproc] {
+        assert_err!(second.listen(url).await, Error::AddrInUse(_));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dialing_where_nobody_listens_is_refused() {
+    let dir = IpcDir::new();
+    let s = socket(Protocol::Push);
+    for url in [format!("tcp://127.0.0.1:{}", free_port()), dir.url("nobody.ipc"), inproc_url("nobody")] {
+        assert_err!(s.dial(&url).await, Error::ConnectionRefused(_));
+    }
+}
