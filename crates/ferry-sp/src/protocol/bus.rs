@@ -2,32 +2,25 @@
 //! forwarded (a bus needs a full mesh). Neither direction blocks: a full pipe queue or a
 //! full receive queue drops the message.
 
-use super::push::RoundRobin;
+use super::parts::{Inbox, PipeList};
 use super::{CtxId, ProtoOps, Protocol};
 use crate::error::Result;
 use crate::message::Message;
 use crate::options::Options;
 use crate::pipe::Pipe;
-use crate::queue::MsgQueue;
 use crate::socket::Shared;
 use bytes::Bytes;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tokio::time::Instant;
 
 pub(crate) struct Bus {
-    pipes: Mutex<RoundRobin>,
-    rq: MsgQueue<Message>,
-}
-
-impl Bus {
-    fn pipes(&self) -> std::sync::MutexGuard<'_, RoundRobin> {
-        self.pipes.lock().unwrap_or_else(|e| e.into_inner())
-    }
+    pipes: PipeList,
+    inbox: Inbox,
 }
 
 impl ProtoOps for Bus {
     fn new(_: Protocol, opts: &Options) -> Self {
-        Bus { pipes: Mutex::new(RoundRobin::default()), rq: MsgQueue::new(opts.recv_buffer) }
+        Bus { pipes: PipeList::default(), inbox: Inbox::new(opts) }
     }
 
     fn buffers() -> (usize, usize) {
@@ -39,45 +32,43 @@ impl ProtoOps for Bus {
     }
 
     fn add_pipe(&self, _: &Shared, pipe: &Arc<Pipe>) -> Result<()> {
-        self.pipes().add(pipe);
+        self.pipes.add(pipe);
         Ok(())
     }
 
     fn remove_pipe(&self, _: &Shared, pipe: &Arc<Pipe>) {
-        self.pipes().remove(pipe);
+        self.pipes.remove(pipe);
     }
 
     async fn pipe_recv(&self, _: &Shared, pipe: &Arc<Pipe>, payload: Bytes) -> Result<()> {
-        let mut m = Message::new(payload);
-        m.pipe = Some(pipe.id);
-        let _ = self.rq.try_push(m);
+        self.inbox.deliver_or_drop(pipe, payload);
         Ok(())
     }
 
     fn try_send(&self, _: &Shared, _: CtxId, msg: Message) -> Result<Option<Message>> {
         let msg = Message::new(msg.body);
-        for p in self.pipes().all() {
+        for p in self.pipes.lock().all() {
             let _ = p.queue.try_push(msg.clone());
         }
         Ok(None)
     }
 
     fn try_recv(&self, _: &Shared, _: CtxId) -> Result<Option<Message>> {
-        Ok(self.rq.try_pop())
+        self.inbox.try_recv()
     }
 
     async fn recv(&self, _: &Shared, _: CtxId, deadline: Option<Instant>) -> Result<Message> {
-        self.rq.pop(deadline).await
+        self.inbox.recv(deadline).await
     }
 
     fn options_changed(&self, opts: &Options) {
-        self.rq.set_capacity(opts.recv_buffer);
-        for p in self.pipes().all() {
+        self.inbox.resize(opts);
+        for p in self.pipes.lock().all() {
             p.queue.set_capacity(opts.send_buffer);
         }
     }
 
     fn close(&self) {
-        self.rq.close();
+        self.inbox.close();
     }
 }

@@ -8,6 +8,7 @@
 mod bus;
 mod pair0;
 mod pair1;
+mod parts;
 mod publisher;
 mod pull;
 mod push;

@@ -6,37 +6,37 @@
 //! message names its pipe, and a send goes to the pipe the message names (or the first
 //! pipe). Poly sends never wait: a full or unknown pipe drops the message, as in NNG.
 
-use super::pair0::OnePeer;
-use super::push::RoundRobin;
+use super::parts::{Inbox, OnePeer, PipeList};
 use super::{split_u32, CtxId, ProtoOps, Protocol};
 use crate::error::{Error, Result};
 use crate::message::Message;
 use crate::options::Options;
 use crate::pipe::Pipe;
-use crate::queue::MsgQueue;
 use crate::socket::Shared;
 use bytes::Bytes;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tokio::time::Instant;
 
 const ONE_HOP: &[u8] = &[0, 0, 0, 1];
 
-pub(crate) struct Pair1 {
-    mono: Option<OnePeer>,
-    poly: Mutex<RoundRobin>,
-    rq: MsgQueue<Message>,
+enum Peers {
+    Mono(OnePeer),
+    Poly(PipeList),
 }
 
-impl Pair1 {
-    fn poly(&self) -> std::sync::MutexGuard<'_, RoundRobin> {
-        self.poly.lock().unwrap_or_else(|e| e.into_inner())
-    }
+pub(crate) struct Pair1 {
+    peers: Peers,
+    inbox: Inbox,
 }
 
 impl ProtoOps for Pair1 {
     fn new(protocol: Protocol, opts: &Options) -> Self {
-        let mono = (protocol != Protocol::Pair1Poly).then(OnePeer::default);
-        Pair1 { mono, poly: Mutex::new(RoundRobin::default()), rq: MsgQueue::new(opts.recv_buffer) }
+        let peers = if protocol == Protocol::Pair1Poly {
+            Peers::Poly(PipeList::default())
+        } else {
+            Peers::Mono(OnePeer::default())
+        };
+        Pair1 { peers, inbox: Inbox::new(opts) }
     }
 
     fn buffers() -> (usize, usize) {
@@ -44,19 +44,19 @@ impl ProtoOps for Pair1 {
     }
 
     fn add_pipe(&self, _: &Shared, pipe: &Arc<Pipe>) -> Result<()> {
-        match &self.mono {
-            Some(peer) => peer.attach(pipe),
-            None => {
-                self.poly().add(pipe);
+        match &self.peers {
+            Peers::Mono(peer) => peer.attach(pipe),
+            Peers::Poly(pipes) => {
+                pipes.add(pipe);
                 Ok(())
             }
         }
     }
 
     fn remove_pipe(&self, _: &Shared, pipe: &Arc<Pipe>) {
-        match &self.mono {
-            Some(peer) => peer.detach(pipe),
-            None => self.poly().remove(pipe),
+        match &self.peers {
+            Peers::Mono(peer) => peer.detach(pipe),
+            Peers::Poly(pipes) => pipes.remove(pipe),
         }
     }
 
@@ -69,21 +69,19 @@ impl ProtoOps for Pair1 {
             tracing::debug!(pipe = %pipe.id, hops, "PAIR v1 message over ttl-max dropped");
             return Ok(());
         }
-        let mut m = Message::new(payload);
-        m.pipe = Some(pipe.id);
-        self.rq.push(m, None).await.map_err(|(e, _)| e)
+        self.inbox.deliver(pipe, payload).await
     }
 
     fn try_send(&self, _: &Shared, _: CtxId, msg: Message) -> Result<Option<Message>> {
         let wire = Message::with_header(Bytes::from_static(ONE_HOP), msg.body);
-        match &self.mono {
+        match &self.peers {
             // Handed back without the header, which the next attempt adds again.
-            Some(peer) => Ok(peer.try_send(wire).map(|w| Message::new(w.body))),
-            None => {
-                let poly = self.poly();
+            Peers::Mono(peer) => Ok(peer.try_send(wire).map(|w| Message::new(w.body))),
+            Peers::Poly(pipes) => {
+                let pipes = pipes.lock();
                 let target = match msg.pipe {
-                    Some(id) => poly.all().iter().find(|p| p.id == id),
-                    None => poly.first(),
+                    Some(id) => pipes.all().iter().find(|p| p.id == id),
+                    None => pipes.first(),
                 };
                 if let Some(p) = target {
                     // Dropped when full, never blocking: one slow peer must not stall the rest.
@@ -95,18 +93,18 @@ impl ProtoOps for Pair1 {
     }
 
     fn try_recv(&self, _: &Shared, _: CtxId) -> Result<Option<Message>> {
-        Ok(self.rq.try_pop())
+        self.inbox.try_recv()
     }
 
     async fn recv(&self, _: &Shared, _: CtxId, deadline: Option<Instant>) -> Result<Message> {
-        self.rq.pop(deadline).await
+        self.inbox.recv(deadline).await
     }
 
     fn options_changed(&self, opts: &Options) {
-        self.rq.set_capacity(opts.recv_buffer);
+        self.inbox.resize(opts);
     }
 
     fn close(&self) {
-        self.rq.close();
+        self.inbox.close();
     }
 }

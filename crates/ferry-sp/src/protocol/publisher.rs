@@ -3,7 +3,7 @@
 //! `send-buffer` messages (16) and drops its oldest message when a new one arrives and the
 //! queue is full.
 
-use super::push::RoundRobin;
+use super::parts::PipeList;
 use super::{unsupported, CtxId, ProtoOps, Protocol};
 use crate::error::Result;
 use crate::message::Message;
@@ -11,22 +11,16 @@ use crate::options::Options;
 use crate::pipe::Pipe;
 use crate::socket::Shared;
 use bytes::Bytes;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tokio::time::Instant;
 
 pub(crate) struct Pub {
-    pipes: Mutex<RoundRobin>,
-}
-
-impl Pub {
-    fn pipes(&self) -> std::sync::MutexGuard<'_, RoundRobin> {
-        self.pipes.lock().unwrap_or_else(|e| e.into_inner())
-    }
+    pipes: PipeList,
 }
 
 impl ProtoOps for Pub {
     fn new(_: Protocol, _: &Options) -> Self {
-        Pub { pipes: Mutex::new(RoundRobin::default()) }
+        Pub { pipes: PipeList::default() }
     }
 
     fn buffers() -> (usize, usize) {
@@ -38,12 +32,12 @@ impl ProtoOps for Pub {
     }
 
     fn add_pipe(&self, _: &Shared, pipe: &Arc<Pipe>) -> Result<()> {
-        self.pipes().add(pipe);
+        self.pipes.add(pipe);
         Ok(())
     }
 
     fn remove_pipe(&self, _: &Shared, pipe: &Arc<Pipe>) {
-        self.pipes().remove(pipe);
+        self.pipes.remove(pipe);
     }
 
     async fn pipe_recv(&self, _: &Shared, _: &Arc<Pipe>, _: Bytes) -> Result<()> {
@@ -52,7 +46,7 @@ impl ProtoOps for Pub {
 
     fn try_send(&self, _: &Shared, _: CtxId, msg: Message) -> Result<Option<Message>> {
         let msg = Message::new(msg.body);
-        for p in self.pipes().all() {
+        for p in self.pipes.lock().all() {
             if p.queue.push_drop_oldest(msg.clone()).is_some() {
                 tracing::trace!(pipe = %p.id, "slow subscriber: oldest message dropped");
             }
@@ -65,7 +59,7 @@ impl ProtoOps for Pub {
     }
 
     fn options_changed(&self, opts: &Options) {
-        for p in self.pipes().all() {
+        for p in self.pipes.lock().all() {
             p.queue.set_capacity(opts.send_buffer);
         }
     }

@@ -2,71 +2,24 @@
 //! to one puller, round-robin over the pipes that have room; with none, a send waits
 //! (`send-timeout`) and never drops.
 
+use super::parts::PipeList;
 use super::{unsupported, CtxId, ProtoOps, Protocol};
 use crate::error::Result;
 use crate::message::Message;
 use crate::options::Options;
 use crate::pipe::Pipe;
-use crate::queue::PushError;
 use crate::socket::Shared;
 use bytes::Bytes;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tokio::time::Instant;
 
-/// Pipes in round-robin order, with the index of the next one to try.
-#[derive(Default)]
-pub(crate) struct RoundRobin {
-    pipes: Vec<Arc<Pipe>>,
-    next: usize,
-}
-
-impl RoundRobin {
-    pub(crate) fn add(&mut self, pipe: &Arc<Pipe>) {
-        self.pipes.push(pipe.clone());
-    }
-
-    pub(crate) fn remove(&mut self, pipe: &Arc<Pipe>) {
-        self.pipes.retain(|p| p.id != pipe.id);
-    }
-
-    pub(crate) fn first(&self) -> Option<&Arc<Pipe>> {
-        self.pipes.first()
-    }
-
-    pub(crate) fn all(&self) -> &[Arc<Pipe>] {
-        &self.pipes
-    }
-
-    /// Queues `msg` on the next pipe with room; hands it back if every pipe is full.
-    pub(crate) fn try_send(&mut self, mut msg: Message) -> Result<Arc<Pipe>, Message> {
-        let n = self.pipes.len();
-        for i in 0..n {
-            let idx = (self.next + i) % n;
-            match self.pipes[idx].queue.try_push(msg) {
-                Ok(()) => {
-                    self.next = (idx + 1) % n;
-                    return Ok(self.pipes[idx].clone());
-                }
-                Err(PushError::Full(m) | PushError::Closed(m)) => msg = m,
-            }
-        }
-        Err(msg)
-    }
-}
-
 pub(crate) struct Push {
-    pipes: Mutex<RoundRobin>,
-}
-
-impl Push {
-    fn pipes(&self) -> std::sync::MutexGuard<'_, RoundRobin> {
-        self.pipes.lock().unwrap_or_else(|e| e.into_inner())
-    }
+    pipes: PipeList,
 }
 
 impl ProtoOps for Push {
     fn new(_: Protocol, _: &Options) -> Self {
-        Push { pipes: Mutex::new(RoundRobin::default()) }
+        Push { pipes: PipeList::default() }
     }
 
     fn buffers() -> (usize, usize) {
@@ -74,12 +27,12 @@ impl ProtoOps for Push {
     }
 
     fn add_pipe(&self, _: &Shared, pipe: &Arc<Pipe>) -> Result<()> {
-        self.pipes().add(pipe);
+        self.pipes.add(pipe);
         Ok(())
     }
 
     fn remove_pipe(&self, _: &Shared, pipe: &Arc<Pipe>) {
-        self.pipes().remove(pipe);
+        self.pipes.remove(pipe);
     }
 
     async fn pipe_recv(&self, _: &Shared, _: &Arc<Pipe>, _: Bytes) -> Result<()> {
@@ -88,7 +41,7 @@ impl ProtoOps for Push {
     }
 
     fn try_send(&self, _: &Shared, _: CtxId, msg: Message) -> Result<Option<Message>> {
-        Ok(self.pipes().try_send(Message::new(msg.body)).err())
+        Ok(self.pipes.lock().try_send(Message::new(msg.body)).err())
     }
 
     async fn recv(&self, _: &Shared, _: CtxId, _: Option<Instant>) -> Result<Message> {

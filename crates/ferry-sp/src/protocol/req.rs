@@ -11,7 +11,7 @@
 //! - Contexts share the socket's pipes and id space but keep their own request.
 
 use super::backtrace::IdAlloc;
-use super::push::RoundRobin;
+use super::parts::RoundRobin;
 use super::{split_u32, CtxId, ProtoOps, Protocol};
 use crate::error::{Error, Result};
 use crate::message::{Message, PipeId};

@@ -3,12 +3,12 @@
 //! subscription nothing is delivered. A full receive queue drops its oldest message, so a
 //! slow subscriber sees the newest data (NNG's `sub:prefnew`).
 
+use super::parts::Inbox;
 use super::{unsupported, CtxId, ProtoOps, Protocol};
 use crate::error::{Error, Result};
 use crate::message::Message;
 use crate::options::{Options, SockOpt};
 use crate::pipe::Pipe;
-use crate::queue::MsgQueue;
 use crate::socket::Shared;
 use bytes::Bytes;
 use std::sync::{Arc, RwLock};
@@ -16,7 +16,7 @@ use tokio::time::Instant;
 
 pub(crate) struct Sub {
     topics: RwLock<Vec<Bytes>>,
-    rq: MsgQueue<Message>,
+    inbox: Inbox,
 }
 
 impl Sub {
@@ -28,7 +28,7 @@ impl Sub {
 
 impl ProtoOps for Sub {
     fn new(_: Protocol, opts: &Options) -> Self {
-        Sub { topics: RwLock::new(Vec::new()), rq: MsgQueue::new(opts.recv_buffer) }
+        Sub { topics: RwLock::new(Vec::new()), inbox: Inbox::new(opts) }
     }
 
     fn buffers() -> (usize, usize) {
@@ -43,9 +43,7 @@ impl ProtoOps for Sub {
 
     async fn pipe_recv(&self, _: &Shared, pipe: &Arc<Pipe>, payload: Bytes) -> Result<()> {
         if self.matches(&payload) {
-            let mut m = Message::new(payload);
-            m.pipe = Some(pipe.id);
-            self.rq.push_drop_oldest(m);
+            self.inbox.deliver_dropping_oldest(pipe, payload);
         }
         Ok(())
     }
@@ -55,11 +53,11 @@ impl ProtoOps for Sub {
     }
 
     fn try_recv(&self, _: &Shared, _: CtxId) -> Result<Option<Message>> {
-        Ok(self.rq.try_pop())
+        self.inbox.try_recv()
     }
 
     async fn recv(&self, _: &Shared, _: CtxId, deadline: Option<Instant>) -> Result<Message> {
-        self.rq.pop(deadline).await
+        self.inbox.recv(deadline).await
     }
 
     fn set_option(&self, _: &Shared, opt: &SockOpt) -> Result<()> {
@@ -85,10 +83,10 @@ impl ProtoOps for Sub {
     }
 
     fn options_changed(&self, opts: &Options) {
-        self.rq.set_capacity(opts.recv_buffer);
+        self.inbox.resize(opts);
     }
 
     fn close(&self) {
-        self.rq.close();
+        self.inbox.close();
     }
 }

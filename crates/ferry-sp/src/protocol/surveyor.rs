@@ -5,7 +5,7 @@
 //! context keeps up to `recv-buffer` answers and drops the rest.
 
 use super::backtrace::IdAlloc;
-use super::push::RoundRobin;
+use super::parts::RoundRobin;
 use super::{split_u32, CtxId, ProtoOps, Protocol};
 use crate::error::{Error, Result};
 use crate::message::Message;
