@@ -323,6 +323,10 @@ impl Socket {
 
     /// Closes the socket: listeners and dialers stop, pipes close, and every pending
     /// operation fails with [`Error::Closed`].
+    ///
+    /// Messages still queued for sending are discarded, as in NNG 1.x (there is no linger).
+    /// A program that sends and then exits should wait for an answer (REQ/REP, SURVEYOR) or
+    /// give its pipes a moment to write, as `nngcat` does.
     pub fn close(&self) {
         self.core.close();
     }
