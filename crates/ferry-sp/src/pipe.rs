@@ -6,6 +6,7 @@ use crate::message::{Message, PipeId};
 use crate::queue::MsgQueue;
 use crate::socket::Core;
 use crate::transport::stream::{FrameReader, FrameWriter};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
@@ -37,13 +38,29 @@ impl Pipe {
     }
 }
 
+fn tagged(pipe: &Pipe, payload: bytes::Bytes) -> Message {
+    let mut m = Message::new(payload);
+    m.pipe = Some(pipe.id);
+    m
+}
+
 /// Runs the reader: every payload goes to the protocol, which may wait (backpressure)
 /// or reject it (which closes this pipe).
 pub(crate) async fn run_reader(core: Arc<Core>, pipe: Arc<Pipe>, mut reader: FrameReader) {
     let work = async {
+        let mut batch = VecDeque::new();
         loop {
-            let payload = reader.read_frame().await?;
-            core.proto.pipe_recv(&core.shared, &pipe, payload).await?;
+            // Everything already complete in the read buffer goes to the protocol together:
+            // one lock and one wake-up per batch instead of per message.
+            let first = reader.read_frame().await?;
+            batch.push_back(tagged(&pipe, first));
+            while batch.len() < BATCH_MAX {
+                match reader.next_buffered()? {
+                    Some(payload) => batch.push_back(tagged(&pipe, payload)),
+                    None => break,
+                }
+            }
+            core.proto.pipe_recv_batch(&core.shared, &pipe, &mut batch).await?;
         }
     };
     let result: crate::Result<()> = tokio::select! {

@@ -132,6 +132,44 @@ impl<T> MsgQueue<T> {
         }
     }
 
+    /// Pushes items from the front of `items` under one lock, as many as fit, waiting for
+    /// room until all are in; one wake-up for the whole batch.
+    pub(crate) async fn push_all(&self, items: &mut std::collections::VecDeque<T>) -> Result<(), Error>
+    where
+        T: Send,
+    {
+        loop {
+            let notified = self.writable.notified();
+            tokio::pin!(notified);
+            {
+                let mut s = self.lock();
+                if s.closed {
+                    return Err(Error::Closed);
+                }
+                let room = s.cap.saturating_sub(s.items.len()).min(items.len());
+                s.items.extend(items.drain(..room));
+                let pushed = room > 0;
+                drop(s);
+                if pushed {
+                    self.readable.notify_one();
+                }
+                if items.is_empty() {
+                    return Ok(());
+                }
+            }
+            notified.as_mut().enable();
+            if self.has_room() {
+                continue;
+            }
+            notified.await;
+        }
+    }
+
+    fn has_room(&self) -> bool {
+        let s = self.lock();
+        s.closed || s.items.len() < s.cap
+    }
+
     pub(crate) fn try_pop(&self) -> Option<T> {
         let mut s = self.lock();
         let item = s.items.pop_front()?;
@@ -230,6 +268,22 @@ mod tests {
         assert_eq!(q.pop(None).await.unwrap(), 1);
         assert!(t.await.unwrap());
         assert_eq!(q.pop(None).await.unwrap(), 3);
+    }
+
+    #[tokio::test]
+    async fn push_all_fills_what_fits_then_waits_for_room() {
+        let q = Arc::new(MsgQueue::new(2));
+        let q2 = q.clone();
+        let t = tokio::spawn(async move {
+            let mut batch: std::collections::VecDeque<u32> = (1..=5).collect();
+            q2.push_all(&mut batch).await.map(|_| batch.len())
+        });
+        let mut got = Vec::new();
+        while got.len() < 5 {
+            got.push(q.pop(Some(Instant::now() + Duration::from_secs(5))).await.unwrap());
+        }
+        assert_eq!(got, vec![1, 2, 3, 4, 5]);
+        assert_eq!(t.await.unwrap().unwrap(), 0);
     }
 
     #[tokio::test]

@@ -26,6 +26,7 @@ use crate::pipe::Pipe;
 use crate::queue::wait_or_deadline;
 use crate::socket::Shared;
 use bytes::Bytes;
+use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Arc;
 use tokio::time::Instant;
@@ -179,6 +180,22 @@ pub(crate) trait ProtoOps: Send + Sync + Sized + 'static {
     /// in the receive queue, which pushes back on the peer through the transport.
     fn pipe_recv(&self, sh: &Shared, pipe: &Arc<Pipe>, payload: Bytes) -> impl Future<Output = Result<()>> + Send;
 
+    /// A batch of received messages, each tagged with `pipe`; must leave `batch` empty
+    /// unless it fails. By default each goes through [`ProtoOps::pipe_recv`].
+    fn pipe_recv_batch(
+        &self,
+        sh: &Shared,
+        pipe: &Arc<Pipe>,
+        batch: &mut VecDeque<Message>,
+    ) -> impl Future<Output = Result<()>> + Send {
+        async move {
+            while let Some(m) = batch.pop_front() {
+                self.pipe_recv(sh, pipe, m.body).await?;
+            }
+            Ok(())
+        }
+    }
+
     /// One attempt to send without waiting: `Ok(None)` when done (sent, queued or dropped
     /// by design), `Ok(Some(msg))` when the protocol must wait for a pipe or for room.
     fn try_send(&self, sh: &Shared, ctx: CtxId, msg: Message) -> Result<Option<Message>>;
@@ -280,8 +297,13 @@ impl AnyProto {
     pub(crate) fn remove_pipe(&self, sh: &Shared, pipe: &Arc<Pipe>) {
         each!(self, p => p.remove_pipe(sh, pipe))
     }
-    pub(crate) async fn pipe_recv(&self, sh: &Shared, pipe: &Arc<Pipe>, payload: Bytes) -> Result<()> {
-        each!(self, p => p.pipe_recv(sh, pipe, payload).await)
+    pub(crate) async fn pipe_recv_batch(
+        &self,
+        sh: &Shared,
+        pipe: &Arc<Pipe>,
+        batch: &mut VecDeque<Message>,
+    ) -> Result<()> {
+        each!(self, p => p.pipe_recv_batch(sh, pipe, batch).await)
     }
     pub(crate) fn try_send(&self, sh: &Shared, ctx: CtxId, msg: Message) -> Result<Option<Message>> {
         each!(self, p => p.try_send(sh, ctx, msg))

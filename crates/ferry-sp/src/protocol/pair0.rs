@@ -9,6 +9,7 @@ use crate::options::Options;
 use crate::pipe::Pipe;
 use crate::socket::Shared;
 use bytes::Bytes;
+use std::collections::VecDeque;
 use std::sync::Arc;
 use tokio::time::Instant;
 
@@ -36,6 +37,10 @@ impl ProtoOps for Pair0 {
 
     async fn pipe_recv(&self, _: &Shared, pipe: &Arc<Pipe>, payload: Bytes) -> Result<()> {
         self.inbox.deliver(pipe, payload).await
+    }
+
+    async fn pipe_recv_batch(&self, _: &Shared, _: &Arc<Pipe>, batch: &mut VecDeque<Message>) -> Result<()> {
+        self.inbox.deliver_all(batch).await
     }
 
     fn try_send(&self, _: &Shared, _: CtxId, msg: Message) -> Result<Option<Message>> {

@@ -7,6 +7,7 @@ use crate::options::Options;
 use crate::pipe::Pipe;
 use crate::queue::{MsgQueue, PushError};
 use bytes::Bytes;
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::time::Instant;
 
@@ -125,6 +126,11 @@ impl Inbox {
     /// Queues, waiting for room: the pipe stops being read, which pushes back on the peer.
     pub(crate) async fn deliver(&self, pipe: &Pipe, payload: Bytes) -> Result<()> {
         self.0.push(Self::tagged(pipe, payload), None).await.map_err(|(e, _)| e)
+    }
+
+    /// Queues a batch of tagged messages, waiting for room for all of them.
+    pub(crate) async fn deliver_all(&self, batch: &mut VecDeque<Message>) -> Result<()> {
+        self.0.push_all(batch).await
     }
 
     /// Queues, dropping the oldest message when full (a slow reader sees the newest).

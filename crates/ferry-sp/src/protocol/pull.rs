@@ -10,6 +10,7 @@ use crate::options::Options;
 use crate::pipe::Pipe;
 use crate::socket::Shared;
 use bytes::Bytes;
+use std::collections::VecDeque;
 use std::sync::Arc;
 use tokio::time::Instant;
 
@@ -34,6 +35,10 @@ impl ProtoOps for Pull {
 
     async fn pipe_recv(&self, _: &Shared, pipe: &Arc<Pipe>, payload: Bytes) -> Result<()> {
         self.inbox.deliver(pipe, payload).await
+    }
+
+    async fn pipe_recv_batch(&self, _: &Shared, _: &Arc<Pipe>, batch: &mut VecDeque<Message>) -> Result<()> {
+        self.inbox.deliver_all(batch).await
     }
 
     fn try_send(&self, _: &Shared, _: CtxId, _: Message) -> Result<Option<Message>> {

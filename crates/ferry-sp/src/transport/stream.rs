@@ -84,6 +84,12 @@ const READ_CHUNK: usize = 64 * 1024;
 /// so that a bogus size cannot make it allocate memory it never fills.
 const MAX_RESERVE: usize = 1 << 20;
 
+enum Parsed {
+    Frame(Bytes),
+    /// This many more bytes are needed at least.
+    Need(usize),
+}
+
 /// Reads frames and hands out each payload as a slice of the read buffer.
 pub(crate) struct FrameReader {
     inner: Box<dyn AsyncRead + Send + Unpin>,
@@ -101,36 +107,56 @@ impl FrameReader {
     /// The next payload. Errors close the pipe: end of stream, I/O, an oversized frame
     /// (checked before allocating), an unknown IPC message type.
     pub(crate) async fn read_frame(&mut self) -> Result<Bytes> {
-        let prefix = self.framing.prefix_len();
         loop {
-            if self.buf.len() >= prefix {
-                if self.framing == Framing::TypedLength && self.buf[0] != 0x01 {
-                    return Err(Error::Protocol("unknown IPC message type"));
+            match self.parse()? {
+                Parsed::Frame(f) => return Ok(f),
+                Parsed::Need(more) => {
+                    if self.buf.capacity() - self.buf.len() < more {
+                        self.buf.reserve(more.clamp(READ_CHUNK, MAX_RESERVE));
+                    }
                 }
-                let mut len = [0u8; 8];
-                len.copy_from_slice(&self.buf[prefix - 8..prefix]);
-                let size = u64::from_be_bytes(len);
-                if self.max != 0 && size > self.max as u64 {
-                    return Err(Error::MessageTooLarge { size, max: self.max });
-                }
-                let size = usize::try_from(size)
-                    .ok()
-                    .filter(|s| *s <= isize::MAX as usize - prefix)
-                    .ok_or(Error::MessageTooLarge { size, max: self.max })?;
-                let have = self.buf.len() - prefix;
-                if have >= size {
-                    self.buf.advance(prefix);
-                    return Ok(self.buf.split_to(size).freeze());
-                }
-                self.buf.reserve((size - have).clamp(READ_CHUNK, MAX_RESERVE));
-            } else if self.buf.capacity() - self.buf.len() < prefix {
-                self.buf.reserve(READ_CHUNK);
             }
             let n = self.inner.read_buf(&mut self.buf).await?;
             if n == 0 {
                 return Err(Error::Io(io::ErrorKind::UnexpectedEof.into()));
             }
         }
+    }
+
+    /// A payload that is already complete in the buffer, without reading; lets the pipe
+    /// hand a whole batch to the protocol at once.
+    pub(crate) fn next_buffered(&mut self) -> Result<Option<Bytes>> {
+        match self.parse()? {
+            Parsed::Frame(f) => Ok(Some(f)),
+            Parsed::Need(_) => Ok(None),
+        }
+    }
+
+    fn parse(&mut self) -> Result<Parsed> {
+        let prefix = self.framing.prefix_len();
+        if self.buf.len() < prefix {
+            return Ok(Parsed::Need(prefix - self.buf.len()));
+        }
+        if self.framing == Framing::TypedLength && self.buf[0] != 0x01 {
+            return Err(Error::Protocol("unknown IPC message type"));
+        }
+        let mut len = [0u8; 8];
+        len.copy_from_slice(&self.buf[prefix - 8..prefix]);
+        let size = u64::from_be_bytes(len);
+        if self.max != 0 && size > self.max as u64 {
+            return Err(Error::MessageTooLarge { size, max: self.max });
+        }
+        let size = usize::try_from(size)
+            .ok()
+            .filter(|s| *s <= isize::MAX as usize - prefix)
+            .ok_or(Error::MessageTooLarge { size, max: self.max })?;
+        let have = self.buf.len() - prefix;
+        if have < size {
+            return Ok(Parsed::Need(size - have));
+        }
+        let mut frame = self.buf.split_to(prefix + size);
+        frame.advance(prefix);
+        Ok(Parsed::Frame(frame.freeze()))
     }
 }
 
