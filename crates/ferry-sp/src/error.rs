@@ -94,11 +94,20 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// Maps an I/O error from connecting or binding to the typed variant a user acts on.
-    pub(crate) fn from_io_at(err: io::Error, addr: &str) -> Error {
+    /// Maps an I/O error from connecting to the typed variant a user acts on: nobody
+    /// listening (including a missing IPC socket file) is [`Error::ConnectionRefused`].
+    pub(crate) fn from_connect_io(err: io::Error, addr: &str) -> Error {
+        match err.kind() {
+            io::ErrorKind::ConnectionRefused | io::ErrorKind::NotFound => Error::ConnectionRefused(addr.to_string()),
+            _ => Error::Io(err),
+        }
+    }
+
+    /// Maps an I/O error from binding: [`Error::AddrInUse`], or the I/O error itself (a
+    /// missing directory stays "no such file or directory").
+    pub(crate) fn from_bind_io(err: io::Error, addr: &str) -> Error {
         match err.kind() {
             io::ErrorKind::AddrInUse => Error::AddrInUse(addr.to_string()),
-            io::ErrorKind::ConnectionRefused | io::ErrorKind::NotFound => Error::ConnectionRefused(addr.to_string()),
             _ => Error::Io(err),
         }
     }

@@ -128,3 +128,14 @@ async fn dialing_where_nobody_listens_is_refused() {
         assert_err!(s.dial(&url).await, Error::ConnectionRefused(_));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipc_listen_in_a_missing_directory_says_so() {
+    let dir = IpcDir::new();
+    let url = format!("ipc://{}", dir.path().join("no-such-dir").join("x.ipc").display());
+    let err = socket(Protocol::Pull).listen(&url).await.expect_err("listen must fail");
+    assert!(
+        matches!(&err, Error::Io(e) if e.kind() == std::io::ErrorKind::NotFound),
+        "a missing directory is not a refused connection: {err:?}"
+    );
+}

@@ -142,14 +142,10 @@ async fn start_endpoints(sock: &Socket, cfg: &Config, printer: &mut Printer) -> 
                 eps._dialers.push(dialer);
             }
             Mode::Listen => {
-                let listener = sock.listen(url).await.map_err(|e| {
-                    let why = match e {
-                        // ferry-sp reports a missing directory of an ipc path as "refused".
-                        Error::ConnectionRefused(_) => "Entry not found".to_string(),
-                        e => nng_strerror(&e),
-                    };
-                    Fatal(format!("Unable to listen on {url}: {why}"))
-                })?;
+                let listener = sock
+                    .listen(url)
+                    .await
+                    .map_err(|e| Fatal(format!("Unable to listen on {url}: {}", nng_strerror(&e))))?;
                 if cfg.verbose {
                     printer.line(&format!("Listening at: {}", listen_url(url, &listener)))?;
                 }

@@ -22,7 +22,7 @@ fn conn(stream: UnixStream, remote: &Path) -> Conn {
 
 pub(crate) async fn connect(path: &Path) -> Result<Conn> {
     let at = || format!("ipc://{}", path.display());
-    let s = UnixStream::connect(path).await.map_err(|e| Error::from_io_at(e, &at()))?;
+    let s = UnixStream::connect(path).await.map_err(|e| Error::from_connect_io(e, &at()))?;
     Ok(conn(s, path))
 }
 
@@ -41,7 +41,7 @@ pub(crate) fn bind(path: &Path) -> Result<IpcAcceptor> {
             Err(_) => return Err(Error::AddrInUse(at())),
         }
     }
-    let listener = UnixListener::bind(path).map_err(|e| Error::from_io_at(e, &at()))?;
+    let listener = UnixListener::bind(path).map_err(|e| Error::from_bind_io(e, &at()))?;
     Ok(IpcAcceptor { listener, path: path.to_path_buf() })
 }
 

@@ -62,7 +62,7 @@ pub(crate) async fn connect(addr: TcpAddr<'_>) -> Result<Conn> {
             Err(e) => last = Some(e),
         }
     }
-    Err(last.map_or(Error::ConnectionRefused(url.to_string()), |e| Error::from_io_at(e, &url.to_string())))
+    Err(last.map_or(Error::ConnectionRefused(url.to_string()), |e| Error::from_connect_io(e, &url.to_string())))
 }
 
 pub(crate) struct TcpAcceptor {
@@ -83,7 +83,7 @@ pub(crate) async fn bind(addr: TcpAddr<'_>) -> Result<TcpAcceptor> {
             Err(e) => last = Some(e),
         }
     }
-    Err(last.map_or(Error::AddrInUse(url.to_string()), |e| Error::from_io_at(e, &url.to_string())))
+    Err(last.map_or(Error::AddrInUse(url.to_string()), |e| Error::from_bind_io(e, &url.to_string())))
 }
 
 impl Acceptor for TcpAcceptor {
