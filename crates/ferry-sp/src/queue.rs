@@ -19,6 +19,10 @@ struct State<T> {
     items: VecDeque<T>,
     cap: usize,
     closed: bool,
+    /// Tasks waiting to pop / to push. Counted under the lock so that the other side
+    /// notifies only when someone waits: on a busy queue no message pays for a wake-up.
+    poppers: usize,
+    pushers: usize,
 }
 
 /// Why a non-blocking push failed; the item is handed back.
@@ -50,11 +54,35 @@ pub(crate) async fn wait_or_deadline(
     }
 }
 
+/// Which waiter count a [`Waiting`] guard holds.
+#[derive(Clone, Copy)]
+enum Side {
+    Pop,
+    Push,
+}
+
+/// Keeps a task counted as waiting while it waits, and uncounts it however the wait ends
+/// (woken, timed out, or its future dropped).
+struct Waiting<'a, T> {
+    queue: &'a MsgQueue<T>,
+    side: Side,
+}
+
+impl<T> Drop for Waiting<'_, T> {
+    fn drop(&mut self) {
+        let mut s = self.queue.lock();
+        match self.side {
+            Side::Pop => s.poppers -= 1,
+            Side::Push => s.pushers -= 1,
+        }
+    }
+}
+
 impl<T> MsgQueue<T> {
     /// A queue holding at most `cap` items (0 behaves as 1: one message in hand).
     pub(crate) fn new(cap: usize) -> MsgQueue<T> {
         MsgQueue {
-            state: Mutex::new(State { items: VecDeque::new(), cap: cap.max(1), closed: false }),
+            state: Mutex::new(State { items: VecDeque::new(), cap: cap.max(1), closed: false, poppers: 0, pushers: 0 }),
             readable: Notify::new(),
             writable: Notify::new(),
         }
@@ -66,13 +94,19 @@ impl<T> MsgQueue<T> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Registers the caller as waiting on `side`; the caller must have enabled its
+    /// `Notified` before taking the lock that this is called under.
+    fn waiting<'a>(&'a self, s: &mut State<T>, side: Side) -> Waiting<'a, T> {
+        match side {
+            Side::Pop => s.poppers += 1,
+            Side::Push => s.pushers += 1,
+        }
+        Waiting { queue: self, side }
+    }
+
     pub(crate) fn set_capacity(&self, cap: usize) {
         self.lock().cap = cap.max(1);
         self.writable.notify_waiters();
-    }
-
-    pub(crate) fn is_closed(&self) -> bool {
-        self.lock().closed
     }
 
     pub(crate) fn try_push(&self, item: T) -> Result<(), PushError<T>> {
@@ -84,8 +118,11 @@ impl<T> MsgQueue<T> {
             return Err(PushError::Full(item));
         }
         s.items.push_back(item);
+        let wake = s.poppers > 0;
         drop(s);
-        self.readable.notify_one();
+        if wake {
+            self.readable.notify_one();
+        }
         Ok(())
     }
 
@@ -98,8 +135,11 @@ impl<T> MsgQueue<T> {
         }
         let dropped = if s.items.len() >= s.cap { s.items.pop_front() } else { None };
         s.items.push_back(item);
+        let wake = s.poppers > 0;
         drop(s);
-        self.readable.notify_one();
+        if wake {
+            self.readable.notify_one();
+        }
         dropped
     }
 
@@ -116,74 +156,83 @@ impl<T> MsgQueue<T> {
         }
     }
 
-    async fn push_slow(&self, mut item: T, deadline: Option<Instant>) -> Result<(), (Error, T)> {
+    async fn push_slow(&self, item: T, deadline: Option<Instant>) -> Result<(), (Error, T)> {
+        let mut item = Some(item);
         loop {
             let notified = self.writable.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            match self.try_push(item) {
-                Ok(()) => return Ok(()),
-                Err(PushError::Closed(i)) => return Err((Error::Closed, i)),
-                Err(PushError::Full(i)) => item = i,
-            }
+            let _waiting = {
+                let mut s = self.lock();
+                let Some(i) = item.take() else { return Ok(()) };
+                if s.closed {
+                    return Err((Error::Closed, i));
+                }
+                if s.items.len() < s.cap {
+                    s.items.push_back(i);
+                    let wake = s.poppers > 0;
+                    drop(s);
+                    if wake {
+                        self.readable.notify_one();
+                    }
+                    return Ok(());
+                }
+                item = Some(i);
+                self.waiting(&mut s, Side::Push)
+            };
             if let Err(e) = wait_or_deadline(notified, deadline).await {
-                return Err((e, item));
+                return match item.take() {
+                    Some(i) => Err((e, i)),
+                    None => Ok(()),
+                };
             }
         }
     }
 
     /// Pushes items from the front of `items` under one lock, as many as fit, waiting for
     /// room until all are in; one wake-up for the whole batch.
-    pub(crate) async fn push_all(&self, items: &mut std::collections::VecDeque<T>) -> Result<(), Error>
+    pub(crate) async fn push_all(&self, items: &mut VecDeque<T>) -> Result<(), Error>
     where
         T: Send,
     {
         loop {
             let notified = self.writable.notified();
             tokio::pin!(notified);
-            {
+            notified.as_mut().enable();
+            let _waiting = {
                 let mut s = self.lock();
                 if s.closed {
                     return Err(Error::Closed);
                 }
                 let room = s.cap.saturating_sub(s.items.len()).min(items.len());
                 s.items.extend(items.drain(..room));
-                let pushed = room > 0;
-                drop(s);
-                if pushed {
+                if room > 0 && s.poppers > 0 {
+                    // One wake-up; a woken popper passes it on while items remain.
                     self.readable.notify_one();
                 }
                 if items.is_empty() {
                     return Ok(());
                 }
-            }
-            notified.as_mut().enable();
-            if self.has_room() {
-                continue;
-            }
+                self.waiting(&mut s, Side::Push)
+            };
             notified.await;
         }
-    }
-
-    fn has_room(&self) -> bool {
-        let s = self.lock();
-        s.closed || s.items.len() < s.cap
     }
 
     pub(crate) fn try_pop(&self) -> Option<T> {
         let mut s = self.lock();
         let item = s.items.pop_front()?;
-        let len = s.items.len();
+        // notify_one keeps at most one permit, so pass the wake-up on while items remain.
+        let wake_popper = !s.items.is_empty() && s.poppers > 0;
         // Wake blocked pushers only once the queue is half empty, so that a full queue
         // drains in a batch instead of waking its producer for every single message.
-        let wake_pusher = len <= s.cap / 2;
+        let wake_pusher = s.pushers > 0 && s.items.len() <= s.cap / 2;
         drop(s);
-        // notify_one keeps at most one permit, so pass the wake-up on while items remain.
-        if len > 0 {
+        if wake_popper {
             self.readable.notify_one();
         }
         if wake_pusher {
-            self.writable.notify_one();
+            self.writable.notify_waiters();
         }
         Some(item)
     }
@@ -204,12 +253,20 @@ impl<T> MsgQueue<T> {
             let notified = self.readable.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if let Some(item) = self.try_pop() {
-                return Ok(item);
-            }
-            if self.is_closed() {
-                return Err(Error::Closed);
-            }
+            let _waiting = {
+                let mut s = self.lock();
+                if !s.items.is_empty() {
+                    drop(s);
+                    if let Some(item) = self.try_pop() {
+                        return Ok(item);
+                    }
+                    continue;
+                }
+                if s.closed {
+                    return Err(Error::Closed);
+                }
+                self.waiting(&mut s, Side::Pop)
+            };
             wait_or_deadline(notified, deadline).await?;
         }
     }
@@ -219,10 +276,10 @@ impl<T> MsgQueue<T> {
         let mut s = self.lock();
         let n = s.items.len().min(max);
         out.extend(s.items.drain(..n));
+        let wake = n > 0 && s.pushers > 0;
         drop(s);
-        if n > 0 {
+        if wake {
             self.writable.notify_waiters();
-            self.writable.notify_one();
         }
         n
     }
@@ -235,8 +292,6 @@ impl<T> MsgQueue<T> {
         drop(s);
         self.readable.notify_waiters();
         self.writable.notify_waiters();
-        self.readable.notify_one();
-        self.writable.notify_one();
         rest
     }
 }
