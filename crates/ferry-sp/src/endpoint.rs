@@ -3,6 +3,7 @@
 //! doubles the delay up to `reconnect-time-max`, and resets it after a connection.
 
 use crate::error::Result;
+use crate::options::Options;
 use crate::socket::Core;
 use crate::transport;
 use crate::url::Url;
@@ -101,16 +102,16 @@ pub(crate) async fn dial(core: &Arc<Core>, url: Url, blocking: bool) -> Result<D
     let (core, stop, target) = (core.clone(), token.clone(), url.clone());
     tokio::spawn(async move {
         let mut pipe_closed = first;
-        let mut delay = core.shared.opts().reconnect_time_min;
+        let mut backoff = Backoff::new(&core.shared.opts());
         loop {
             if let Some(closed) = pipe_closed.take() {
-                delay = core.shared.opts().reconnect_time_min;
+                backoff.reset(&core.shared.opts());
                 tokio::select! {
                     _ = stop.cancelled() => return,
                     _ = closed.cancelled() => {}
                 }
             }
-            let wait = jitter(delay);
+            let wait = backoff.wait();
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(wait) => {}
@@ -124,10 +125,7 @@ pub(crate) async fn dial(core: &Arc<Core>, url: Url, blocking: bool) -> Result<D
                 Ok(closed) => pipe_closed = Some(closed),
                 Err(e) => {
                     tracing::debug!(url = %target, error = %e, "dial failed");
-                    let max = core.shared.opts().reconnect_time_max;
-                    if !max.is_zero() {
-                        delay = delay.saturating_mul(2).min(max);
-                    }
+                    backoff.failed(&core.shared.opts());
                 }
             }
         }
@@ -135,13 +133,83 @@ pub(crate) async fn dial(core: &Arc<Core>, url: Url, blocking: bool) -> Result<D
     Ok(Dialer { url, token })
 }
 
-/// A uniformly random wait in `[0, delay)`, as NNG does, so that many dialers that lost the
-/// same listener do not all come back at once.
-fn jitter(delay: Duration) -> Duration {
-    let ms = delay.as_millis() as u64;
-    if ms == 0 {
-        Duration::ZERO
-    } else {
-        Duration::from_millis(rand::thread_rng().gen_range(0..ms))
+/// The delay before a redial, as NNG computes it.
+struct Backoff {
+    current: Duration,
+}
+
+impl Backoff {
+    fn new(opts: &Options) -> Backoff {
+        Backoff { current: opts.reconnect_time_min }
+    }
+
+    /// After a successful connection the next loss is retried quickly again.
+    fn reset(&mut self, opts: &Options) {
+        self.current = opts.reconnect_time_min;
+    }
+
+    /// A uniformly random wait in `[0, current)`, so that many dialers that lost the same
+    /// listener do not all come back at once.
+    fn wait(&self) -> Duration {
+        let ms = u64::try_from(self.current.as_millis()).unwrap_or(u64::MAX);
+        if ms == 0 {
+            Duration::ZERO
+        } else {
+            Duration::from_millis(rand::thread_rng().gen_range(0..ms))
+        }
+    }
+
+    /// An attempt failed: the delay doubles up to `reconnect-time-max` (zero: no growth).
+    fn failed(&mut self, opts: &Options) {
+        if !opts.reconnect_time_max.is_zero() {
+            self.current = self.current.saturating_mul(2).min(opts.reconnect_time_max);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SockOpt;
+
+    fn opts(min_ms: u64, max_ms: u64) -> Options {
+        let mut o = Options::with_buffers(0, 0);
+        SockOpt::ReconnectTimeMin(Duration::from_millis(min_ms)).apply(&mut o);
+        SockOpt::ReconnectTimeMax(Duration::from_millis(max_ms)).apply(&mut o);
+        o
+    }
+
+    #[test]
+    fn delay_doubles_up_to_the_max_and_resets_after_success() {
+        let o = opts(10, 70);
+        let mut b = Backoff::new(&o);
+        let mut seen = vec![b.current];
+        for _ in 0..4 {
+            b.failed(&o);
+            seen.push(b.current);
+        }
+        let ms: Vec<u128> = seen.iter().map(Duration::as_millis).collect();
+        assert_eq!(ms, vec![10, 20, 40, 70, 70]);
+        b.reset(&o);
+        assert_eq!(b.current, Duration::from_millis(10));
+    }
+
+    #[test]
+    fn zero_max_means_no_growth() {
+        let o = opts(100, 0);
+        let mut b = Backoff::new(&o);
+        b.failed(&o);
+        b.failed(&o);
+        assert_eq!(b.current, Duration::from_millis(100));
+    }
+
+    #[test]
+    fn waits_are_jittered_below_the_current_delay() {
+        let b = Backoff::new(&opts(50, 0));
+        let waits: Vec<Duration> = (0..200).map(|_| b.wait()).collect();
+        assert!(waits.iter().all(|w| *w < Duration::from_millis(50)));
+        let distinct: std::collections::HashSet<_> = waits.iter().collect();
+        assert!(distinct.len() > 10, "waits should spread over the interval: {distinct:?}");
+        assert_eq!(Backoff::new(&opts(0, 0)).wait(), Duration::ZERO);
     }
 }

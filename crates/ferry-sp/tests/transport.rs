@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{assert_err, connect_at, listen, recv_text, round_trip, send, socket, until, TCP};
+use common::{assert_err, connect_at, dial, listen, recv_text, round_trip, send, socket, until, TCP};
 use ferry_sp::{Error, Protocol, Socket};
 use ferry_testkit::{free_port, IpcDir};
 use std::path::Path;
@@ -138,4 +138,35 @@ async fn ipc_listen_in_a_missing_directory_says_so() {
         matches!(&err, Error::Io(e) if e.kind() == std::io::ErrorKind::NotFound),
         "a missing directory is not a refused connection: {err:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_socket_listens_and_dials_on_several_transports_at_once() {
+    let dir = IpcDir::new();
+    let pull = socket(Protocol::Pull);
+    let urls =
+        [listen(&pull, TCP).await, listen(&pull, &dir.url("many.ipc")).await, listen(&pull, &inproc_url("many")).await];
+    let pushers: Vec<Socket> = urls.iter().map(|_| socket(Protocol::Push)).collect();
+    for (push, url) in pushers.iter().zip(&urls) {
+        dial(&pull, push, url).await;
+    }
+    for (i, push) in pushers.iter().enumerate() {
+        send(push, format!("via-{i}")).await;
+    }
+    let mut got = Vec::new();
+    for _ in 0..pushers.len() {
+        got.push(recv_text(&pull).await);
+    }
+    got.sort();
+    assert_eq!(got, vec!["via-0", "via-1", "via-2"]);
+
+    // The first pusher now also dials a second puller: with two dialers it load-balances.
+    let other = socket(Protocol::Pull);
+    let other_url = listen(&other, TCP).await;
+    dial(&other, &pushers[0], &other_url).await;
+    send(&pushers[0], "x").await;
+    send(&pushers[0], "y").await;
+    let mut split = vec![recv_text(&pull).await, recv_text(&other).await];
+    split.sort();
+    assert_eq!(split, vec!["x", "y"]);
 }
