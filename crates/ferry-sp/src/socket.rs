@@ -38,6 +38,18 @@ impl Shared {
         self.opts.read().map(|o| o.clone()).unwrap_or_else(|e| e.into_inner().clone())
     }
 
+    /// A standalone instance for unit tests of protocols.
+    #[cfg(test)]
+    pub(crate) fn for_test(opts: Options) -> Shared {
+        Shared {
+            hot: HotOptions::new(&opts),
+            opts: RwLock::new(opts),
+            ready: Notify::new(),
+            closed: CancellationToken::new(),
+            closing: AtomicBool::new(false),
+        }
+    }
+
     pub(crate) fn is_closed(&self) -> bool {
         self.closing.load(Ordering::Acquire)
     }

@@ -223,6 +223,33 @@ async fn write_all_vectored(w: &mut (dyn AsyncWrite + Send + Unpin), mut a: &[u8
 mod tests {
     use super::*;
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
+
+        /// Arbitrary bytes from a peer yield frames or an error, never a panic or a hang,
+        /// and never a frame over the limit.
+        #[test]
+        fn arbitrary_streams_give_frames_or_errors(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2048),
+            typed in proptest::prelude::any::<bool>(),
+        ) {
+            let framing = if typed { Framing::TypedLength } else { Framing::Length };
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                let (mut a, b) = tokio::io::duplex(4096);
+                a.write_all(&bytes).await.unwrap();
+                drop(a);
+                let mut r = FrameReader::new(Box::new(b), framing, 512);
+                for _ in 0..bytes.len() + 1 {
+                    match r.read_frame().await {
+                        Ok(f) => assert!(f.len() <= 512),
+                        Err(_) => break,
+                    }
+                }
+            });
+        }
+    }
+
     #[test]
     fn header_bytes_match_the_wire() {
         assert_eq!(header_for(0x31), [0, 0x53, 0x50, 0, 0, 0x31, 0, 0]);
