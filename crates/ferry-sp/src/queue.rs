@@ -110,20 +110,25 @@ impl<T> MsgQueue<T> {
     }
 
     pub(crate) fn try_push(&self, item: T) -> Result<(), PushError<T>> {
-        let mut s = self.lock();
+        let s = self.lock();
         if s.closed {
             return Err(PushError::Closed(item));
         }
         if s.items.len() >= s.cap {
             return Err(PushError::Full(item));
         }
+        self.push_locked(s, item);
+        Ok(())
+    }
+
+    /// Appends under the held lock, releases it, then wakes a popper if one waits.
+    fn push_locked(&self, mut s: std::sync::MutexGuard<'_, State<T>>, item: T) {
         s.items.push_back(item);
         let wake = s.poppers > 0;
         drop(s);
         if wake {
             self.readable.notify_one();
         }
-        Ok(())
     }
 
     /// Pushes, dropping the oldest entry when full. Returns the dropped entry, or the
@@ -134,12 +139,7 @@ impl<T> MsgQueue<T> {
             return Some(item);
         }
         let dropped = if s.items.len() >= s.cap { s.items.pop_front() } else { None };
-        s.items.push_back(item);
-        let wake = s.poppers > 0;
-        drop(s);
-        if wake {
-            self.readable.notify_one();
-        }
+        self.push_locked(s, item);
         dropped
     }
 
@@ -169,12 +169,7 @@ impl<T> MsgQueue<T> {
                     return Err((Error::Closed, i));
                 }
                 if s.items.len() < s.cap {
-                    s.items.push_back(i);
-                    let wake = s.poppers > 0;
-                    drop(s);
-                    if wake {
-                        self.readable.notify_one();
-                    }
+                    self.push_locked(s, i);
                     return Ok(());
                 }
                 item = Some(i);
