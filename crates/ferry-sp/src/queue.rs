@@ -156,37 +156,22 @@ impl<T> MsgQueue<T> {
         }
     }
 
-    async fn push_slow(&self, item: T, deadline: Option<Instant>) -> Result<(), (Error, T)> {
-        let mut item = Some(item);
-        loop {
-            let notified = self.writable.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            let _waiting = {
-                let mut s = self.lock();
-                let Some(i) = item.take() else { return Ok(()) };
-                if s.closed {
-                    return Err((Error::Closed, i));
-                }
-                if s.items.len() < s.cap {
-                    self.push_locked(s, i);
-                    return Ok(());
-                }
-                item = Some(i);
-                self.waiting(&mut s, Side::Push)
-            };
-            if let Err(e) = wait_or_deadline(notified, deadline).await {
-                return match item.take() {
-                    Some(i) => Err((e, i)),
-                    None => Ok(()),
-                };
-            }
+    async fn push_slow(&self, item: T, deadline: Option<Instant>) -> Result<(), (Error, T)>
+    where
+        T: Send,
+    {
+        let mut one = VecDeque::from([item]);
+        match self.push_all(&mut one, deadline).await {
+            Ok(()) => Ok(()),
+            // push_all fails only while items remain, so the item is handed back.
+            Err(e) => one.pop_front().map_or(Ok(()), |i| Err((e, i))),
         }
     }
 
     /// Pushes items from the front of `items` under one lock, as many as fit, waiting for
-    /// room until all are in; one wake-up for the whole batch.
-    pub(crate) async fn push_all(&self, items: &mut VecDeque<T>) -> Result<(), Error>
+    /// room until all are in or the deadline passes; one wake-up for the whole batch. On an
+    /// error, what was not pushed stays in `items`.
+    pub(crate) async fn push_all(&self, items: &mut VecDeque<T>, deadline: Option<Instant>) -> Result<(), Error>
     where
         T: Send,
     {
@@ -210,7 +195,7 @@ impl<T> MsgQueue<T> {
                 }
                 self.waiting(&mut s, Side::Push)
             };
-            notified.await;
+            wait_or_deadline(notified, deadline).await?;
         }
     }
 
@@ -326,7 +311,7 @@ mod tests {
         let q2 = q.clone();
         let t = tokio::spawn(async move {
             let mut batch: std::collections::VecDeque<u32> = (1..=5).collect();
-            q2.push_all(&mut batch).await.map(|_| batch.len())
+            q2.push_all(&mut batch, None).await.map(|_| batch.len())
         });
         let mut got = Vec::new();
         while got.len() < 5 {

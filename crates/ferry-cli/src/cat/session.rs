@@ -205,6 +205,11 @@ async fn recv_loop(sock: &Socket, cfg: &Config, printer: &mut Printer) -> Result
     Ok(())
 }
 
+/// Sends one copy of `data`, with nngcat's error text on failure.
+async fn send(sock: &Socket, data: &Bytes) -> Result<(), Fatal> {
+    sock.send(data.clone()).await.map_err(|e| Fatal(format!("Send error: {}", nng_strerror(&e))))
+}
+
 /// REP/RESPONDENT with data: print each request and answer it with the data.
 async fn reply_loop(sock: &Socket, cfg: &Config, data: &[u8], printer: &mut Printer) -> Result<(), Fatal> {
     let data = Bytes::copy_from_slice(data);
@@ -212,7 +217,7 @@ async fn reply_loop(sock: &Socket, cfg: &Config, data: &[u8], printer: &mut Prin
     loop {
         let msg = sock.recv().await.map_err(|e| Fatal(format!("Receive error: {}", nng_strerror(&e))))?;
         printer.message(&msg.body)?;
-        sock.send(data.clone()).await.map_err(|e| Fatal(format!("Send error: {}", nng_strerror(&e))))?;
+        send(sock, &data).await?;
         iters += 1;
         if cfg.count > 0 && iters >= cfg.count {
             break;
@@ -238,7 +243,7 @@ async fn send_loop(sock: &Socket, cfg: &Config, data: &[u8]) -> Result<(), Fatal
     let mut iters = 0u32;
     loop {
         let start = Instant::now();
-        sock.send(data.clone()).await.map_err(|e| Fatal(format!("Send error: {}", nng_strerror(&e))))?;
+        send(sock, &data).await?;
         iters += 1;
         let once = cfg.interval.is_none() && cfg.count == 0;
         if once || (cfg.count > 0 && iters >= cfg.count) {
@@ -258,7 +263,7 @@ async fn send_recv(sock: &Socket, cfg: &Config, data: &[u8], printer: &mut Print
     let mut iters = 0u32;
     loop {
         let start = Instant::now();
-        sock.send(data.clone()).await.map_err(|e| Fatal(format!("Send error: {}", nng_strerror(&e))))?;
+        send(sock, &data).await?;
         if cfg.interval.is_none() && cfg.count == 0 {
             return recv_loop(sock, cfg, printer).await;
         }

@@ -130,7 +130,7 @@ impl Inbox {
 
     /// Queues a batch of tagged messages, waiting for room for all of them.
     pub(crate) async fn deliver_all(&self, batch: &mut VecDeque<Message>) -> Result<()> {
-        self.0.push_all(batch).await
+        self.0.push_all(batch, None).await
     }
 
     /// Queues, dropping the oldest message when full (a slow reader sees the newest).
