@@ -3,6 +3,7 @@
 
 mod bench;
 mod cat;
+mod log;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -18,6 +19,9 @@ struct Cli {
 enum Command {
     /// Send and receive SP messages from the command line; nngcat-compatible.
     Cat(cat::CatArgs),
+    /// Tools for ferry-log directories.
+    #[command(subcommand)]
+    Log(log::LogCommand),
     /// Measure ferry side by side with its references (libnng, raw sockets).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -31,6 +35,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Cat(args) => cat::run(args),
+        Command::Log(cmd) => log::run(cmd),
         Command::Bench(cmd) => bench::run(cmd),
     };
     match result {

@@ -41,3 +41,27 @@ fn bench_sp_quick_json_over_inproc() {
         }
     }
 }
+
+#[test]
+fn bench_log_quick_json() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["bench", "log", "--quick", "--json", "--sizes", "64", "--appenders", "1,8", "--dir"])
+        .arg(dir.path())
+        .output()
+        .expect("run ferry bench log");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "ferry bench log failed: {stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("the output is JSON");
+    assert_eq!(report["durability"], "fsync");
+    let rows = report["rows"].as_array().expect("rows");
+    assert_eq!(rows.iter().map(|r| r["appenders"].as_u64()).collect::<Vec<_>>(), [Some(1), Some(8)]);
+    for row in rows {
+        assert_eq!(row["size"], 64, "{row}");
+        for key in ["log_appends_per_sec", "raw_fdatasyncs_per_sec", "ratio"] {
+            assert!(row[key].as_f64().is_some_and(|v| v > 0.0), "{key} in {row}");
+        }
+    }
+    // The benchmark cleans up after itself.
+    assert_eq!(std::fs::read_dir(dir.path()).expect("read dir").count(), 0);
+}

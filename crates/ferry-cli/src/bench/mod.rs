@@ -14,6 +14,7 @@
 //! the table or JSON with ferry/libnng and ferry/floor ratios.
 
 mod floor;
+mod log;
 mod nng;
 mod report;
 mod sp;
@@ -32,6 +33,9 @@ pub(crate) enum BenchCommand {
     /// SP benchmarks: REQ/REP latency and PUSH/PULL throughput of ferry, a raw tokio
     /// floor and libnng, with ratios.
     Sp(SpArgs),
+    /// Log benchmark: durable appends per second of ferry-log with 1, 16 and 256
+    /// concurrent appenders, next to the disk's raw rate of one write + fdatasync per record.
+    Log(log::LogArgs),
 }
 
 #[derive(clap::Args)]
@@ -330,6 +334,7 @@ fn dedup<T: PartialEq + Copy>(v: &mut Vec<T>) {
 pub(crate) fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         BenchCommand::Sp(args) => run_sp(&args),
+        BenchCommand::Log(args) => log::run(&args),
     }
 }
 
