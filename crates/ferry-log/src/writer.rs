@@ -375,9 +375,13 @@ impl Writer {
         for rec in records {
             let rec_len = (HEADER_LEN + rec.payload.len()) as u64;
             if self.active.len > SEGMENT_HEADER_LEN && self.active.len + rec_len > segment_size {
+                // Seal the full segment: synced whatever the mode, so that only the newest
+                // segment can ever have a torn tail. Its records are then complete.
                 self.write_chunk(&mut chunk)?;
-                self.roll()?;
+                self.sync()?;
+                self.publish();
                 appended.append(&mut chunk.appended);
+                self.start_segment()?;
                 chunk = self.start_chunk();
             }
             self.encode(rec, ts, &mut chunk);
@@ -500,11 +504,8 @@ impl Writer {
         });
     }
 
-    /// Seals the active segment (synced, whatever the mode, so that only the newest segment
-    /// can ever have a torn tail) and starts a new one.
-    fn roll(&mut self) -> Result<()> {
-        self.sync()?;
-        self.publish();
+    /// Starts a new segment after the active one.
+    fn start_segment(&mut self) -> Result<()> {
         let base = self.active.next_seq;
         let dir = self.shared.dir.clone();
         let file = segment::create(&dir, base).inspect_err(|_| {
