@@ -5,7 +5,7 @@
 use crate::error::Result;
 use crate::options::Options;
 use crate::socket::Core;
-use crate::transport;
+use crate::transport::{self, Local};
 use crate::url::Url;
 use rand::Rng;
 use std::sync::Arc;
@@ -25,12 +25,9 @@ impl Listener {
         &self.url
     }
 
-    /// The bound TCP port, if this is a TCP listener.
+    /// The bound TCP port, if this listener is on TCP (tcp, ws, wss, tls+tcp).
     pub fn port(&self) -> Option<u16> {
-        match self.url {
-            Url::Tcp { port, .. } => Some(port),
-            _ => None,
-        }
+        self.url.port()
     }
 
     /// Stops accepting. Pipes already accepted stay up.
@@ -58,8 +55,13 @@ impl Dialer {
     }
 }
 
+/// What the transports need to know about `core`, with its options as they are now.
+fn local(core: &Core) -> Local {
+    Local { protocol: core.protocol, opts: core.shared.opts() }
+}
+
 pub(crate) async fn listen(core: &Arc<Core>, url: Url) -> Result<Listener> {
-    let mut acceptor = transport::bind(&url).await?;
+    let mut acceptor = transport::bind(&url, &local(core)).await?;
     let bound = acceptor.bound_url();
     let token = core.shared.closed.child_token();
     let (core, stop) = (core.clone(), token.clone());
@@ -94,7 +96,7 @@ pub(crate) async fn listen(core: &Arc<Core>, url: Url) -> Result<Listener> {
 pub(crate) async fn dial(core: &Arc<Core>, url: Url, blocking: bool) -> Result<Dialer> {
     let token = core.shared.closed.child_token();
     let first = if blocking {
-        let conn = transport::connect(&url).await?;
+        let conn = transport::connect(&url, &local(core)).await?;
         Some(core.start_pipe(conn).await?)
     } else {
         None
@@ -116,7 +118,7 @@ pub(crate) async fn dial(core: &Arc<Core>, url: Url, blocking: bool) -> Result<D
                 _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(wait) => {}
             }
-            let attempt = async { core.start_pipe(transport::connect(&target).await?).await };
+            let attempt = async { core.start_pipe(transport::connect(&target, &local(&core)).await?).await };
             let result = tokio::select! {
                 _ = stop.cancelled() => return,
                 r = attempt => r,

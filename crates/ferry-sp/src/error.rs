@@ -57,6 +57,16 @@ pub enum Error {
     /// Nobody listens at the address.
     #[error("connection refused: {0}")]
     ConnectionRefused(String),
+    /// A WebSocket listener answered the upgrade with an HTTP error instead of
+    /// `101 Switching Protocols`: 400 when it does not speak the protocol this socket needs
+    /// (sp-wire.md §5), 404 when nothing listens on the URL's path.
+    #[error("websocket upgrade at {url} refused: HTTP {status}")]
+    UpgradeRefused {
+        /// The URL dialed.
+        url: String,
+        /// The HTTP status of the answer.
+        status: u16,
+    },
     /// The connection carrying a pending request went away and resending is disabled.
     #[error("connection reset")]
     ConnectionReset,

@@ -13,9 +13,21 @@
 //! | survey | [`Protocol::Surveyor`], [`Protocol::Respondent`] | ask everyone, collect answers until a deadline |
 //! | bus | [`Protocol::Bus`] | many-to-many among direct peers |
 //!
-//! Transports: `tcp://host:port` (also `tcp://*:0`, `tcp://[::1]:port`), `ipc://path` and
-//! `inproc://name`. A socket may listen and dial on several addresses at once; dialers
-//! reconnect with jittered exponential backoff.
+//! Transports:
+//!
+//! | URL | What it is |
+//! |---|---|
+//! | `tcp://host:port` | the SP TCP mapping (also `tcp://*:0`, `tcp://[::1]:port`) |
+//! | `ipc://path` | Unix domain sockets |
+//! | `inproc://name` | within the process |
+//! | `ws://host:port/path` | WebSocket: one binary message per SP message; sockets listening on one port share it, told apart by path (feature `transport-ws`) |
+//! | `wss://host:port/path` | WebSocket over TLS (features `transport-ws` and `transport-tls`) |
+//! | `tls+tcp://host:port` | the TCP mapping inside TLS, with rustls (feature `transport-tls`) |
+//!
+//! Both features are on by default. TLS settings are socket options: [`SockOpt::TlsCertKey`],
+//! [`SockOpt::TlsCa`], [`SockOpt::TlsServerName`], [`SockOpt::TlsAuthMode`]. A socket may
+//! listen and dial on several addresses at once; dialers reconnect with jittered
+//! exponential backoff.
 //!
 //! ## A tour
 //!
@@ -41,7 +53,9 @@
 //! - `socket`, `endpoint`, `pipe`: the socket core, its listeners and dialers, and the
 //!   per-connection reader and writer tasks.
 //! - `protocol/`: one file per socket type behind one small trait.
-//! - `transport/`: the handshake and framing once (`stream`), then one file per transport.
+//! - `transport/`: the handshake and framing once (`stream`), then one file per transport
+//!   (`ws/` is a folder: framing, the shared HTTP listener, the upgrade checks); `mod.rs`
+//!   is the registry and the pipe's reader and writer over either framing.
 //! - `options`, `error`, `message`, `url`: the typed public vocabulary.
 
 pub mod blocking;
@@ -59,7 +73,7 @@ mod url;
 pub use endpoint::{Dialer, Listener};
 pub use error::{Error, Result};
 pub use message::{Message, PipeId};
-pub use options::{Options, SockOpt};
+pub use options::{Options, Pem, SockOpt, TlsAuthMode, TlsOptions};
 pub use protocol::Protocol;
 pub use socket::{Context, Socket};
 pub use url::{Family, Url};

@@ -4,6 +4,8 @@
 
 use crate::error::{Error, Result};
 use bytes::Bytes;
+use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// The values of the generic options of a socket, as read back by
@@ -34,6 +36,105 @@ pub struct Options {
     pub req_resend_time: Option<Duration>,
     /// `surveyor:survey-time`: how long a survey collects responses.
     pub survey_time: Duration,
+    /// The TLS settings of `tls+tcp://` and `wss://` listeners and dialers.
+    pub tls: TlsOptions,
+}
+
+/// TLS settings, read whenever a `tls+tcp://` or `wss://` listener binds or a dialer
+/// connects. A listener needs [`cert`](Self::cert) and [`key`](Self::key); a dialer needs
+/// [`ca`](Self::ca) unless it skips verification.
+///
+/// ```
+/// # fn main() -> ferry_sp::Result<()> {
+/// use ferry_sp::{Pem, Protocol, SockOpt, TlsAuthMode};
+/// let req = ferry_sp::blocking::Socket::new(Protocol::Req)?;
+/// req.set(SockOpt::TlsCa(Pem::File("ca.pem".into())))?;
+/// // Or, in tests only, trust whatever the listener shows (nngcat's --insecure):
+/// req.set(SockOpt::TlsAuthMode(TlsAuthMode::None))?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TlsOptions {
+    /// Our certificate chain, leaf first (`tls-cert-key-file` holds it with the key).
+    pub cert: Option<Pem>,
+    /// The private key of [`cert`](Self::cert): PKCS#8, PKCS#1 or SEC1.
+    pub key: Option<Pem>,
+    /// `tls-ca-file`: the certificates a peer's chain must lead to.
+    pub ca: Option<Pem>,
+    /// `tls-server-name`: the name a dialer expects in the listener's certificate (and sends
+    /// as SNI); by default the URL's host.
+    pub server_name: Option<String>,
+    /// `tls-authmode`; `None` is each end's default: a dialer requires a valid listener
+    /// certificate, a listener does not ask for one.
+    pub auth_mode: Option<TlsAuthMode>,
+}
+
+/// PEM text, from a file (read at every bind or connect) or from memory.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Pem {
+    /// A file holding PEM sections.
+    File(PathBuf),
+    /// PEM sections in memory.
+    Bytes(Bytes),
+}
+
+impl Pem {
+    /// The PEM text.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if the file cannot be read.
+    pub fn read(&self) -> Result<Bytes> {
+        match self {
+            Pem::File(path) => Ok(Bytes::from(std::fs::read(path)?)),
+            Pem::Bytes(b) => Ok(b.clone()),
+        }
+    }
+}
+
+impl From<PathBuf> for Pem {
+    fn from(path: PathBuf) -> Pem {
+        Pem::File(path)
+    }
+}
+
+impl From<&str> for Pem {
+    /// PEM text itself, not a file name.
+    fn from(text: &str) -> Pem {
+        Pem::Bytes(Bytes::copy_from_slice(text.as_bytes()))
+    }
+}
+
+impl From<String> for Pem {
+    /// PEM text itself, not a file name.
+    fn from(text: String) -> Pem {
+        Pem::Bytes(Bytes::from(text))
+    }
+}
+
+/// Private keys travel in `Pem::Bytes`: never print them.
+impl fmt::Debug for Pem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Pem::File(path) => f.debug_tuple("File").field(path).finish(),
+            Pem::Bytes(b) => write!(f, "Bytes(<{} bytes>)", b.len()),
+        }
+    }
+}
+
+/// `tls-authmode`: whether the other end must show a certificate that chains to
+/// [`TlsOptions::ca`]. NNG's values and numbers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsAuthMode {
+    /// 0: no verification. On a dialer this accepts any listener certificate (nngcat's
+    /// `--insecure`), which is for tests only; a listener does not ask for one.
+    None,
+    /// 1: a listener asks for a client certificate and checks one that is shown, but admits
+    /// clients without one; a dialer connects whatever the listener shows.
+    Optional,
+    /// 2: the other end must show a valid certificate.
+    Required,
 }
 
 impl Options {
@@ -51,6 +152,7 @@ impl Options {
             ttl_max: 8,
             req_resend_time: Some(Duration::from_secs(60)),
             survey_time: Duration::from_secs(1),
+            tls: TlsOptions::default(),
         }
     }
 }
@@ -94,6 +196,20 @@ pub enum SockOpt {
     Subscribe(Bytes),
     /// `sub:unsubscribe`: remove a subscription; [`Error::NotFound`] if there was none.
     Unsubscribe(Bytes),
+    /// `tls-cert-key-file`: our certificate chain and its private key. NNG reads both from
+    /// one file; here they may also come from two (nngcat's `--cert` and `--key`).
+    TlsCertKey {
+        /// The certificate chain, leaf first.
+        cert: Pem,
+        /// The private key.
+        key: Pem,
+    },
+    /// `tls-ca-file`: the certificates a peer's chain must lead to.
+    TlsCa(Pem),
+    /// `tls-server-name`: the name a dialer checks the listener's certificate against.
+    TlsServerName(String),
+    /// `tls-authmode`: see [`TlsAuthMode`].
+    TlsAuthMode(TlsAuthMode),
 }
 
 impl SockOpt {
@@ -112,18 +228,25 @@ impl SockOpt {
             SockOpt::SurveyTime(_) => "surveyor:survey-time",
             SockOpt::Subscribe(_) => "sub:subscribe",
             SockOpt::Unsubscribe(_) => "sub:unsubscribe",
+            SockOpt::TlsCertKey { .. } => "tls-cert-key-file",
+            SockOpt::TlsCa(_) => "tls-ca-file",
+            SockOpt::TlsServerName(_) => "tls-server-name",
+            SockOpt::TlsAuthMode(_) => "tls-authmode",
         }
     }
 
     /// Builds an option from its NNG name and a textual value: durations in milliseconds
-    /// (-1 for infinite where NNG allows it), sizes as integers, topics as text.
+    /// (-1 for infinite where NNG allows it), sizes as integers, topics as text, TLS files as
+    /// paths, `tls-authmode` as `none`, `optional`, `required` or NNG's 0, 1, 2.
     ///
     /// ```
-    /// use ferry_sp::SockOpt;
+    /// use ferry_sp::{SockOpt, TlsAuthMode};
     /// use std::time::Duration;
     /// assert_eq!(SockOpt::parse("recv-timeout", "250").unwrap(),
     ///            SockOpt::RecvTimeout(Some(Duration::from_millis(250))));
     /// assert!(SockOpt::parse("ttl-max", "99").is_err());
+    /// assert_eq!(SockOpt::parse("tls-authmode", "none").unwrap(),
+    ///            SockOpt::TlsAuthMode(TlsAuthMode::None));
     /// ```
     pub fn parse(name: &str, value: &str) -> Result<SockOpt> {
         let invalid = |name: &'static str, reason: &str| Error::InvalidOption { name, reason: reason.to_string() };
@@ -152,6 +275,18 @@ impl SockOpt {
             "surveyor:survey-time" => SockOpt::SurveyTime(finite("surveyor:survey-time")?),
             "sub:subscribe" => SockOpt::Subscribe(Bytes::copy_from_slice(value.as_bytes())),
             "sub:unsubscribe" => SockOpt::Unsubscribe(Bytes::copy_from_slice(value.as_bytes())),
+            "tls-cert-key-file" => {
+                let file = PathBuf::from(value);
+                SockOpt::TlsCertKey { cert: Pem::File(file.clone()), key: Pem::File(file) }
+            }
+            "tls-ca-file" => SockOpt::TlsCa(Pem::File(PathBuf::from(value))),
+            "tls-server-name" => SockOpt::TlsServerName(value.to_string()),
+            "tls-authmode" => SockOpt::TlsAuthMode(match value.trim() {
+                "none" | "0" => TlsAuthMode::None,
+                "optional" | "1" => TlsAuthMode::Optional,
+                "required" | "2" => TlsAuthMode::Required,
+                _ => return Err(invalid("tls-authmode", "none, optional or required (0, 1, 2)")),
+            }),
             _ => return Err(Error::InvalidOption { name: "option", reason: format!("unknown option {name:?}") }),
         };
         opt.validate()?;
@@ -165,6 +300,7 @@ impl SockOpt {
             SockOpt::TtlMax(t) if !(1..=15).contains(t) => invalid("1..=15"),
             SockOpt::SurveyTime(d) if d.is_zero() => invalid("must be positive"),
             SockOpt::ReqResendTime(Some(d)) if d.is_zero() => invalid("must be positive, or None to disable"),
+            SockOpt::TlsServerName(n) if n.is_empty() => invalid("must not be empty"),
             _ => Ok(()),
         }
     }
@@ -182,6 +318,13 @@ impl SockOpt {
             SockOpt::TtlMax(v) => opts.ttl_max = *v,
             SockOpt::ReqResendTime(v) => opts.req_resend_time = *v,
             SockOpt::SurveyTime(v) => opts.survey_time = *v,
+            SockOpt::TlsCertKey { cert, key } => {
+                opts.tls.cert = Some(cert.clone());
+                opts.tls.key = Some(key.clone());
+            }
+            SockOpt::TlsCa(v) => opts.tls.ca = Some(v.clone()),
+            SockOpt::TlsServerName(v) => opts.tls.server_name = Some(v.clone()),
+            SockOpt::TlsAuthMode(v) => opts.tls.auth_mode = Some(*v),
             SockOpt::Subscribe(_) | SockOpt::Unsubscribe(_) => return false,
         }
         true

@@ -5,7 +5,7 @@
 use crate::message::{Message, PipeId};
 use crate::queue::MsgQueue;
 use crate::socket::Core;
-use crate::transport::stream::{FrameReader, FrameWriter};
+use crate::transport::{PipeReader, PipeWriter};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -46,7 +46,7 @@ fn tagged(pipe: &Pipe, payload: bytes::Bytes) -> Message {
 
 /// Runs the reader: every payload goes to the protocol, which may wait (backpressure)
 /// or reject it (which closes this pipe).
-pub(crate) async fn run_reader(core: Arc<Core>, pipe: Arc<Pipe>, mut reader: FrameReader) {
+pub(crate) async fn run_reader(core: Arc<Core>, pipe: Arc<Pipe>, mut reader: PipeReader) {
     let work = async {
         let mut batch = VecDeque::new();
         loop {
@@ -75,7 +75,7 @@ pub(crate) async fn run_reader(core: Arc<Core>, pipe: Arc<Pipe>, mut reader: Fra
 
 /// Runs the writer: waits for a message, takes everything else queued with it, and writes
 /// the batch with as few system calls as it can.
-pub(crate) async fn run_writer(core: Arc<Core>, pipe: Arc<Pipe>, mut writer: FrameWriter) {
+pub(crate) async fn run_writer(core: Arc<Core>, pipe: Arc<Pipe>, mut writer: PipeWriter) {
     let work = async {
         let mut batch = Vec::with_capacity(64);
         loop {

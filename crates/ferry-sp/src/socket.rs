@@ -6,7 +6,6 @@ use crate::message::{Message, PipeId};
 use crate::options::{Options, SockOpt};
 use crate::pipe::{self, Pipe};
 use crate::protocol::{AnyProto, CtxId, Protocol};
-use crate::transport::stream::{handshake, FrameReader, FrameWriter};
 use crate::transport::Conn;
 use crate::url::Url;
 use rand::Rng;
@@ -104,13 +103,13 @@ impl Core {
     /// Runs the handshake on a fresh connection and, if the peer fits, adds it as a pipe.
     /// Returns a token that is cancelled when the pipe closes.
     pub(crate) async fn start_pipe(self: &Arc<Self>, conn: Conn) -> Result<CancellationToken> {
-        let Conn { mut reader, mut writer, framing, remote } = conn;
-        let peer = handshake(&mut *reader, &mut *writer, self.protocol.id()).await?;
+        let opts = self.shared.opts();
+        let remote = conn.remote.clone();
+        let (peer, reader, writer) = conn.establish(self.protocol, opts.recv_size_max).await?;
         if peer != self.protocol.peer_id() {
             tracing::debug!(%remote, peer, "peer protocol mismatch; closing");
             return Err(Error::ProtocolMismatch { peer, expected: self.protocol.peer_id() });
         }
-        let opts = self.shared.opts();
         let pipe = {
             let mut pipes = self.pipes();
             if self.shared.is_closed() {
@@ -138,12 +137,8 @@ impl Core {
         tracing::debug!(pipe = %pipe.id, remote = %pipe.remote, protocol = %self.protocol, "pipe added");
         self.shared.ready.notify_waiters();
         let token = pipe.closed.clone();
-        tokio::spawn(pipe::run_reader(
-            self.clone(),
-            pipe.clone(),
-            FrameReader::new(reader, framing, opts.recv_size_max),
-        ));
-        tokio::spawn(pipe::run_writer(self.clone(), pipe, FrameWriter::new(writer, framing)));
+        tokio::spawn(pipe::run_reader(self.clone(), pipe.clone(), reader));
+        tokio::spawn(pipe::run_writer(self.clone(), pipe, writer));
         Ok(token)
     }
 
@@ -266,8 +261,11 @@ impl Socket {
         self.core.protocol
     }
 
-    /// Listens on `url` (`tcp://host:port`, `tcp://*:0`, `ipc://path`, `inproc://name`).
-    /// Returns once bound; connections are accepted in the background.
+    /// Listens on `url` (`tcp://host:port`, `tcp://*:0`, `ipc://path`, `inproc://name`,
+    /// `ws://host:port/path`, `wss://…`, `tls+tcp://host:port`). Returns once bound;
+    /// connections are accepted in the background.
+    ///
+    /// WebSocket listeners on one host and port share it: each socket serves its own path.
     pub async fn listen(&self, url: &str) -> Result<Listener> {
         self.check_open()?;
         endpoint::listen(&self.core, url.parse::<Url>()?).await

@@ -3,7 +3,7 @@
 mod common;
 
 use common::{assert_err, connected, recv_text, send, socket, spawn_on, within, QUIET, TCP};
-use ferry_sp::{Error, Protocol, SockOpt, Socket};
+use ferry_sp::{Error, Pem, Protocol, SockOpt, Socket, TlsAuthMode};
 use std::time::Duration;
 
 /// The protocols that can receive without sending first.
@@ -127,4 +127,29 @@ fn options_parse_from_their_nng_names() {
     {
         assert_err!(SockOpt::parse(name, value), Error::InvalidOption { .. });
     }
+}
+
+#[test]
+fn tls_options_parse_from_their_nng_names_and_land_in_options() {
+    let file = || Pem::File("/etc/ferry/node.pem".into());
+    let both = SockOpt::parse("tls-cert-key-file", "/etc/ferry/node.pem").unwrap();
+    assert_eq!(both, SockOpt::TlsCertKey { cert: file(), key: file() });
+    assert_eq!(SockOpt::parse("tls-ca-file", "/etc/ferry/ca.pem").unwrap().name(), "tls-ca-file");
+    assert_eq!(SockOpt::parse("tls-server-name", "broker.lan").unwrap(), SockOpt::TlsServerName("broker.lan".into()));
+    for (value, mode) in
+        [("none", TlsAuthMode::None), ("1", TlsAuthMode::Optional), ("required", TlsAuthMode::Required)]
+    {
+        assert_eq!(SockOpt::parse("tls-authmode", value).unwrap(), SockOpt::TlsAuthMode(mode));
+    }
+    assert_err!(SockOpt::parse("tls-authmode", "maybe"), Error::InvalidOption { name: "tls-authmode", .. });
+    assert_err!(SockOpt::parse("tls-server-name", ""), Error::InvalidOption { name: "tls-server-name", .. });
+
+    let s = Socket::new(Protocol::Req).unwrap();
+    s.set(both).unwrap();
+    s.set(SockOpt::TlsAuthMode(TlsAuthMode::None)).unwrap();
+    let tls = s.options().tls;
+    assert_eq!((tls.cert, tls.key, tls.auth_mode), (Some(file()), Some(file()), Some(TlsAuthMode::None)));
+    // Key material given in memory never shows in debug output.
+    let secret = SockOpt::TlsCertKey { cert: Pem::from("CERT"), key: Pem::from("SECRET KEY") };
+    assert!(!format!("{secret:?}").contains("SECRET"), "{secret:?}");
 }

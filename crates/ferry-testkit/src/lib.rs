@@ -1,6 +1,10 @@
 //! Helpers for ferry's integration tests. Every process a test starts is a [`Proc`], which
 //! kills it on drop, and every wait here is bounded, so a failing test cannot leave a peer
-//! running or hang the suite.
+//! running or hang the suite. [`TestCerts`] makes the TLS certificates tests need.
+
+mod certs;
+
+pub use certs::TestCerts;
 
 use std::io::Read;
 use std::net::TcpListener;

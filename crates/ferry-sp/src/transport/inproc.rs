@@ -32,7 +32,7 @@ fn lock() -> std::sync::MutexGuard<'static, HashMap<String, Entry>> {
 
 fn conn(stream: DuplexStream, name: &str) -> Conn {
     let (r, w) = tokio::io::split(stream);
-    Conn { reader: Box::new(r), writer: Box::new(w), framing: Framing::Length, remote: format!("inproc://{name}") }
+    Conn::stream(Box::new(r), Box::new(w), Framing::Length, format!("inproc://{name}"))
 }
 
 pub(crate) fn connect(name: &str) -> Result<Conn> {

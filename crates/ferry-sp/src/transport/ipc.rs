@@ -12,12 +12,7 @@ use tokio::net::{UnixListener, UnixStream};
 
 fn conn(stream: UnixStream, remote: &Path) -> Conn {
     let (r, w) = stream.into_split();
-    Conn {
-        reader: Box::new(r),
-        writer: Box::new(w),
-        framing: Framing::TypedLength,
-        remote: format!("ipc://{}", remote.display()),
-    }
+    Conn::stream(Box::new(r), Box::new(w), Framing::TypedLength, format!("ipc://{}", remote.display()))
 }
 
 pub(crate) async fn connect(path: &Path) -> Result<Conn> {

@@ -1,5 +1,6 @@
 //! `tcp://host:port`: the SP TCP mapping. TCP_NODELAY is on, as NNG's perf tools and
-//! every latency-sensitive user want.
+//! every latency-sensitive user want. [`connect_stream`] and [`bind_listener`] are shared
+//! with tls and ws, which run over the same TCP with the same resolution and errors.
 
 use super::{Acceptor, Conn, Framing};
 use crate::error::{Error, Result};
@@ -47,10 +48,11 @@ async fn resolve(addr: TcpAddr<'_>) -> Result<Vec<SocketAddr>> {
 fn conn(stream: TcpStream, remote: SocketAddr) -> io::Result<Conn> {
     stream.set_nodelay(true)?;
     let (r, w) = stream.into_split();
-    Ok(Conn { reader: Box::new(r), writer: Box::new(w), framing: Framing::Length, remote: remote.to_string() })
+    Ok(Conn::stream(Box::new(r), Box::new(w), Framing::Length, remote.to_string()))
 }
 
-pub(crate) async fn connect(addr: TcpAddr<'_>) -> Result<Conn> {
+/// Connects to the first address of `addr` that answers, with TCP_NODELAY on.
+pub(crate) async fn connect_stream(addr: TcpAddr<'_>) -> Result<(TcpStream, SocketAddr)> {
     let TcpAddr { host, port, url, .. } = addr;
     if host.is_none() || port == 0 {
         return Err(Error::BadUrl { url: url.to_string(), reason: "a dialer needs a host and a non-zero port" });
@@ -58,11 +60,35 @@ pub(crate) async fn connect(addr: TcpAddr<'_>) -> Result<Conn> {
     let mut last = None;
     for sa in resolve(addr).await? {
         match TcpStream::connect(sa).await {
-            Ok(s) => return Ok(conn(s, sa)?),
+            Ok(s) => {
+                s.set_nodelay(true)?;
+                return Ok((s, sa));
+            }
             Err(e) => last = Some(e),
         }
     }
     Err(last.map_or(Error::ConnectionRefused(url.to_string()), |e| Error::from_connect_io(e, &url.to_string())))
+}
+
+pub(crate) async fn connect(addr: TcpAddr<'_>) -> Result<Conn> {
+    let (s, remote) = connect_stream(addr).await?;
+    Ok(conn(s, remote)?)
+}
+
+/// Binds the first address of `addr` that can be bound; returns the port it got.
+pub(crate) async fn bind_listener(addr: TcpAddr<'_>) -> Result<(TcpListener, u16)> {
+    let url = addr.url;
+    let mut last = None;
+    for sa in resolve(addr).await? {
+        match TcpListener::bind(sa).await {
+            Ok(listener) => {
+                let port = listener.local_addr()?.port();
+                return Ok((listener, port));
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.map_or(Error::AddrInUse(url.to_string()), |e| Error::from_bind_io(e, &url.to_string())))
 }
 
 pub(crate) struct TcpAcceptor {
@@ -71,19 +97,9 @@ pub(crate) struct TcpAcceptor {
 }
 
 pub(crate) async fn bind(addr: TcpAddr<'_>) -> Result<TcpAcceptor> {
-    let TcpAddr { host, family, url, .. } = addr;
-    let mut last = None;
-    for sa in resolve(addr).await? {
-        match TcpListener::bind(sa).await {
-            Ok(listener) => {
-                let local = listener.local_addr()?;
-                let url = Url::Tcp { host: host.map(str::to_string), port: local.port(), family };
-                return Ok(TcpAcceptor { listener, url });
-            }
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.map_or(Error::AddrInUse(url.to_string()), |e| Error::from_bind_io(e, &url.to_string())))
+    let (listener, port) = bind_listener(addr).await?;
+    let url = Url::Tcp { host: addr.host.map(str::to_string), port, family: addr.family };
+    Ok(TcpAcceptor { listener, url })
 }
 
 impl Acceptor for TcpAcceptor {

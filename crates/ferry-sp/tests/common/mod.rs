@@ -8,7 +8,7 @@
 // Each test file uses its own subset of these helpers.
 #![allow(dead_code)]
 
-use ferry_sp::{Message, Protocol, SockOpt, Socket};
+use ferry_sp::{Message, Pem, Protocol, SockOpt, Socket};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -60,6 +60,13 @@ pub(crate) fn socket(protocol: Protocol) -> Socket {
     s.set(SockOpt::RecvTimeout(Some(WAIT))).expect("set recv-timeout");
     s.set(SockOpt::SendTimeout(Some(WAIT))).expect("set send-timeout");
     s
+}
+
+/// Gives `s` the server certificate of `certs` (to listen) and its authority (to dial).
+pub(crate) fn use_certs(s: &Socket, certs: &ferry_testkit::TestCerts) {
+    let (cert, key) = (Pem::from(certs.cert_pem.as_str()), Pem::from(certs.key_pem.as_str()));
+    s.set(SockOpt::TlsCertKey { cert, key }).expect("set tls-cert-key-file");
+    s.set(SockOpt::TlsCa(Pem::from(certs.ca_pem.as_str()))).expect("set tls-ca-file");
 }
 
 /// Listens on `url`; returns the bound address (port 0 resolved).
