@@ -129,9 +129,11 @@ pub(crate) fn run(args: &LogArgs) -> anyhow::Result<ExitCode> {
     for round in 1..=rounds {
         for &size in &sizes {
             bar.set_message(format!("round {round}/{rounds}: raw write+fdatasync, {size} B"));
+            settle();
             let raw = raw_rate(&args.dir, size, duration)?;
             for row in rows.iter_mut().filter(|r| r.size == size) {
                 bar.set_message(format!("round {round}/{rounds}: ferry-log, {size} B × {} appenders", row.appenders));
+                settle();
                 let rate = runtime.block_on(log_rate(&args.dir, size, row.appenders, args.durability, duration))?;
                 row.log_rates.push(rate);
                 row.raw_rates.push(raw);
@@ -202,6 +204,13 @@ pub(crate) fn run(args: &LogArgs) -> anyhow::Result<ExitCode> {
         print!("{t}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Flushes the whole system's dirty data before a measurement. Without it, the writeback
+/// and journal work left by the previous run (hundreds of megabytes written and deleted)
+/// lands on the next one's fdatasyncs, and the raw rate after a big log run drops tenfold.
+fn settle() {
+    let _ = std::process::Command::new("sync").status();
 }
 
 fn scratch(dir: &Path, what: &str) -> anyhow::Result<tempfile::TempDir> {
