@@ -18,7 +18,8 @@
  *       "result thr MESSAGES ELAPSED_NS".
  *
  * URL is what the server or receiver listens on; "tcp://host:0" is dialed at the port
- * the system chose. Results are printed before anything is closed, and the program then
+ * the system chose. For tls+tcp:// the environment names the files: NNG_BENCH_CERT_KEY
+ * (certificate and key, for the listener) and NNG_BENCH_CA (for the dialer to verify it). Results are printed before anything is closed, and the program then
  * leaves with _exit without closing: libnng 1.5.2 can deadlock in nng_close. alarm()
  * bounds the run even if the parent is gone; the parent also kills it after a timeout.
  */
@@ -76,7 +77,11 @@ static uint64_t parse_u64(const char *s) {
 static void listen_on(nng_socket s, struct config *cfg) {
     nng_listener l;
     int rv;
+    const char *cert_key = getenv("NNG_BENCH_CERT_KEY");
     if ((rv = nng_listener_create(&l, s, cfg->url)) != 0) die("nng_listener_create", rv);
+    if (cert_key != NULL && (rv = nng_listener_set_string(l, NNG_OPT_TLS_CERT_KEY_FILE, cert_key)) != 0) {
+        die("tls-cert-key-file", rv);
+    }
     if ((rv = nng_listener_start(l, 0)) != 0) die("nng_listener_start", rv);
     snprintf(cfg->dial_url, sizeof cfg->dial_url, "%s", cfg->url);
     size_t n = strlen(cfg->url);
@@ -85,6 +90,16 @@ static void listen_on(nng_socket s, struct config *cfg) {
         if ((rv = nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port)) != 0) die("tcp-bound-port", rv);
         snprintf(cfg->dial_url, sizeof cfg->dial_url, "%.*s:%d", (int)(n - 2), cfg->url, port);
     }
+}
+
+/* Dials cfg->dial_url, verifying a TLS listener against NNG_BENCH_CA when it is set. */
+static void dial_to(nng_socket s, struct config *cfg) {
+    nng_dialer d;
+    int rv;
+    const char *ca = getenv("NNG_BENCH_CA");
+    if ((rv = nng_dialer_create(&d, s, cfg->dial_url)) != 0) die("nng_dialer_create", rv);
+    if (ca != NULL && (rv = nng_dialer_set_string(d, NNG_OPT_TLS_CA_FILE, ca)) != 0) die("tls-ca-file", rv);
+    if ((rv = nng_dialer_start(d, 0)) != 0) die("nng_dialer_start", rv);
 }
 
 static void set_recv_timeout(nng_socket s, int ms) {
@@ -113,7 +128,7 @@ static void run_latency(struct config *cfg) {
     if (pthread_create(&server, NULL, echo_server, &rep) != 0) die("pthread_create", NNG_ENOMEM);
     if ((rv = nng_req0_open(&req)) != 0) die("nng_req0_open", rv);
     set_recv_timeout(req, cfg->timeout_ms);
-    if ((rv = nng_dial(req, cfg->dial_url, NULL, 0)) != 0) die("nng_dial", rv);
+    dial_to(req, cfg);
 
     nng_msg *m;
     if ((rv = nng_msg_alloc(&m, cfg->size)) != 0) die("nng_msg_alloc", rv);
@@ -165,7 +180,7 @@ static void *sender(void *arg) {
     nng_socket push;
     int rv;
     if ((rv = nng_push0_open(&push)) != 0) die("nng_push0_open", rv);
-    if ((rv = nng_dial(push, cfg->dial_url, NULL, 0)) != 0) die("nng_dial", rv);
+    dial_to(push, cfg);
     for (uint64_t i = 0; i < cfg->warmup; i++) send_one(push, cfg->size, 0);
     if (cfg->count) {
         for (uint64_t i = 1; i < cfg->count; i++) send_one(push, cfg->size, 0);

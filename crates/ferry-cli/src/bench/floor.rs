@@ -73,6 +73,7 @@ pub(crate) async fn latency(site: &Site, size: usize, plan: Plan) -> anyhow::Res
             let (c, s) = tokio::io::duplex(DUPLEX_BYTES);
             ping_pong(c, s, size, plan).await
         }
+        Transport::Ws | Transport::Tls => anyhow::bail!("the raw floor has no {} transport", site.transport),
     }
 }
 
@@ -142,6 +143,7 @@ pub(crate) async fn throughput(site: &Site, size: usize, plan: Plan) -> anyhow::
             let (c, s) = tokio::io::duplex(DUPLEX_BYTES);
             stream(c, s, size, plan).await
         }
+        Transport::Ws | Transport::Tls => anyhow::bail!("the raw floor has no {} transport", site.transport),
     }
 }
 

@@ -20,11 +20,13 @@ mod report;
 mod sp;
 
 use anyhow::Context as _;
+use ferry_testkit::TestCerts;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use report::{Report, Sample, System, Workload};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -40,8 +42,9 @@ pub(crate) enum BenchCommand {
 
 #[derive(clap::Args)]
 pub(crate) struct SpArgs {
-    /// Transports to measure, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "tcp,ipc,inproc")]
+    /// Transports to measure, comma-separated. ws and tls+tcp have no raw floor: their
+    /// reference is libnng on the same transport.
+    #[arg(long, value_delimiter = ',', default_value = "tcp,ipc,inproc,ws,tls+tcp")]
     transports: Vec<Transport>,
     /// PUSH/PULL message sizes, comma-separated; bytes, or with a k/KiB or m/MiB suffix.
     #[arg(long, value_delimiter = ',', default_value = "64,1KiB,64KiB", value_parser = parse_size)]
@@ -79,6 +82,17 @@ pub(crate) enum Transport {
     Tcp,
     Ipc,
     Inproc,
+    Ws,
+    #[value(name = "tls+tcp")]
+    #[serde(rename = "tls+tcp")]
+    Tls,
+}
+
+impl Transport {
+    /// Whether the raw floor has this transport: it frames bytes over plain streams only.
+    pub(crate) fn has_floor(self) -> bool {
+        matches!(self, Transport::Tcp | Transport::Ipc | Transport::Inproc)
+    }
 }
 
 impl std::fmt::Display for Transport {
@@ -87,6 +101,8 @@ impl std::fmt::Display for Transport {
             Transport::Tcp => "tcp",
             Transport::Ipc => "ipc",
             Transport::Inproc => "inproc",
+            Transport::Ws => "ws",
+            Transport::Tls => "tls+tcp",
         })
     }
 }
@@ -257,12 +273,29 @@ pub(crate) struct Site {
     pub(crate) transport: Transport,
     pub(crate) ipc_path: PathBuf,
     pub(crate) inproc_name: String,
+    /// A port that was free a moment ago, for ws and tls+tcp: libnng reports the bound port
+    /// of a `:0` listener only for plain tcp.
+    pub(crate) port: u16,
+    /// The certificates of tls+tcp runs.
+    pub(crate) certs: Option<Arc<TestCerts>>,
 }
 
 impl Site {
-    fn new(transport: Transport, dir: &Path, system: System, n: usize) -> Site {
+    fn new(transport: Transport, dir: &Path, system: System, n: usize, certs: Option<Arc<TestCerts>>) -> Site {
         let name = format!("{}-{n}", system.key());
-        Site { transport, ipc_path: dir.join(format!("{name}.ipc")), inproc_name: format!("ferry-bench-{name}") }
+        let port = match transport {
+            Transport::Ws | Transport::Tls => {
+                std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_or(0, |a| a.port())
+            }
+            _ => 0,
+        };
+        Site {
+            transport,
+            ipc_path: dir.join(format!("{name}.ipc")),
+            inproc_name: format!("ferry-bench-{name}"),
+            port,
+            certs,
+        }
     }
 
     /// The SP address to listen on (tcp port 0: the system picks one).
@@ -271,6 +304,8 @@ impl Site {
             Transport::Tcp => "tcp://127.0.0.1:0".to_string(),
             Transport::Ipc => format!("ipc://{}", self.ipc_path.display()),
             Transport::Inproc => format!("inproc://{}", self.inproc_name),
+            Transport::Ws => format!("ws://127.0.0.1:{}/ferry-bench", self.port),
+            Transport::Tls => format!("tls+tcp://127.0.0.1:{}", self.port),
         }
     }
 }
@@ -367,7 +402,9 @@ fn run_sp(args: &SpArgs) -> anyhow::Result<ExitCode> {
     report.set_libnng(nng.is_some());
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the tokio runtime")?;
-    runtime.block_on(measure_all(&settings, nng.as_ref(), dir.path(), &mut report));
+    // Made once, when a tls+tcp run needs them: a new authority and a server certificate.
+    let certs = settings.transports.contains(&Transport::Tls).then(|| Arc::new(TestCerts::new()));
+    runtime.block_on(measure_all(&settings, nng.as_ref(), dir.path(), certs, &mut report));
     report.finish();
     // A task stuck in a ferry bug must not keep the process alive once the report is out.
     runtime.shutdown_timeout(Duration::from_secs(1));
@@ -379,12 +416,23 @@ fn run_sp(args: &SpArgs) -> anyhow::Result<ExitCode> {
     Ok(if report.own_failures() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
-async fn measure_all(settings: &Settings, nng: Option<&nng::Nng>, dir: &Path, report: &mut Report) {
+async fn measure_all(
+    settings: &Settings,
+    nng: Option<&nng::Nng>,
+    dir: &Path,
+    certs: Option<Arc<TestCerts>>,
+    report: &mut Report,
+) {
     let systems: Vec<System> = [System::Ferry, System::Floor, System::Nng]
         .into_iter()
         .filter(|s| *s != System::Nng || nng.is_some())
         .collect();
-    let total = settings.rounds as usize * settings.workloads.len() * settings.transports.len() * systems.len();
+    let runs_per_workload: usize = settings
+        .transports
+        .iter()
+        .map(|t| systems.iter().filter(|s| **s != System::Floor || t.has_floor()).count())
+        .sum();
+    let total = settings.rounds as usize * settings.workloads.len() * runs_per_workload;
     let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
     if let Ok(style) = ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg}") {
         bar.set_style(style);
@@ -397,11 +445,11 @@ async fn measure_all(settings: &Settings, nng: Option<&nng::Nng>, dir: &Path, re
         for &workload in &settings.workloads {
             let plan = settings.plan(workload);
             for &transport in &settings.transports {
-                for &system in &systems {
+                for &system in systems.iter().filter(|s| **s != System::Floor || transport.has_floor()) {
                     n += 1;
                     let what = format!("{transport} {} · {}", workload.label(), system.label());
                     bar.set_message(format!("round {round}/{}: {what}", settings.rounds));
-                    let site = Site::new(transport, dir, system, n);
+                    let site = Site::new(transport, dir, system, n, certs.clone());
                     let run = measure(system, workload, &site, plan, nng);
                     // A little past the plan's timeout, so that the libnng driver, which
                     // watches the same deadline, can report what it saw first.

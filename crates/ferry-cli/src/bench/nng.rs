@@ -8,7 +8,7 @@
 //! killed by its PID once the result is in or the measurement's time is up.
 
 use super::report::Throughput;
-use super::{Plan, Site, Stop, Task};
+use super::{Plan, Site, Stop, Task, Transport};
 use anyhow::Context as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -103,7 +103,17 @@ impl Nng {
             count.to_string(),
             millis.to_string(),
         ];
-        let mut child = tokio::process::Command::new(&self.exe)
+        let mut cmd = tokio::process::Command::new(&self.exe);
+        if let Some(certs) = site.certs.as_ref().filter(|_| site.transport == Transport::Tls) {
+            // libnng reads certificate and key from one file.
+            let cert_key = certs.dir().join("cert-key.pem");
+            if !cert_key.exists() {
+                std::fs::write(&cert_key, format!("{}{}", certs.cert_pem, certs.key_pem))
+                    .with_context(|| format!("writing {}", cert_key.display()))?;
+            }
+            cmd.env("NNG_BENCH_CERT_KEY", &cert_key).env("NNG_BENCH_CA", certs.ca_file());
+        }
+        let mut child = cmd
             .args(&args)
             .arg(timeout_s.to_string())
             .stdin(Stdio::null())

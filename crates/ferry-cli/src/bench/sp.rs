@@ -2,22 +2,28 @@
 //! on the shared multi-thread runtime, used the way an application would use them.
 
 use super::report::Throughput;
-use super::{body, Plan, Rounds, Schedule, Site, Tally, Task};
+use super::{body, Plan, Rounds, Schedule, Site, Tally, Task, Transport};
 use anyhow::Context as _;
 use bytes::Bytes;
-use ferry_sp::{Protocol, Socket};
+use ferry_sp::{Pem, Protocol, SockOpt, Socket};
 
 /// Listens with a fresh `protocol` socket on the site's address; returns the socket and
 /// the address to dial (for tcp, with the port the system chose).
 async fn listen(protocol: Protocol, site: &Site) -> anyhow::Result<(Socket, String)> {
     let url = site.sp_url();
     let socket = Socket::new(protocol)?;
+    if let Some(certs) = site.certs.as_ref().filter(|_| site.transport == Transport::Tls) {
+        socket.set(SockOpt::TlsCertKey { cert: Pem::File(certs.cert_file()), key: Pem::File(certs.key_file()) })?;
+    }
     let listener = socket.listen(&url).await.with_context(|| format!("ferry {protocol} listen on {url}"))?;
     Ok((socket, listener.url().to_string()))
 }
 
-async fn dial(protocol: Protocol, url: &str) -> anyhow::Result<Socket> {
+async fn dial(protocol: Protocol, site: &Site, url: &str) -> anyhow::Result<Socket> {
     let socket = Socket::new(protocol)?;
+    if let Some(certs) = site.certs.as_ref().filter(|_| site.transport == Transport::Tls) {
+        socket.set(SockOpt::TlsCa(Pem::File(certs.ca_file())))?;
+    }
     socket.dial(url).await.with_context(|| format!("ferry {protocol} dial {url}"))?;
     Ok(socket)
 }
@@ -25,7 +31,7 @@ async fn dial(protocol: Protocol, url: &str) -> anyhow::Result<Socket> {
 /// Round-trip times, in nanoseconds, of `size`-byte requests to a REP socket that echoes.
 pub(crate) async fn latency(site: &Site, size: usize, plan: Plan) -> anyhow::Result<Vec<u64>> {
     let (rep, url) = listen(Protocol::Rep, site).await?;
-    let req = dial(Protocol::Req, &url).await?;
+    let req = dial(Protocol::Req, site, &url).await?;
     let server = Task::spawn(async move {
         // Ends when the client closes its socket (or the task is aborted).
         while let Ok(request) = rep.recv().await {
@@ -65,7 +71,7 @@ pub(crate) async fn latency(site: &Site, size: usize, plan: Plan) -> anyhow::Res
 /// A PUSH socket streaming `size`-byte messages to a PULL socket, timed at the receiver.
 pub(crate) async fn throughput(site: &Site, size: usize, plan: Plan) -> anyhow::Result<Throughput> {
     let (pull, url) = listen(Protocol::Pull, site).await?;
-    let push = dial(Protocol::Push, &url).await?;
+    let push = dial(Protocol::Push, site, &url).await?;
     let receiver = Task::spawn(async move {
         let mut tally = Tally::new(size, plan.warmup);
         loop {
