@@ -189,7 +189,25 @@ impl Log {
     ///
     /// Not cancel safe: a dropped future's record is still written, but its outcome is lost.
     pub async fn append(&self, payload: impl Into<Bytes>) -> Result<Appended> {
-        let pending = self.prepare(payload.into())?;
+        let pending = self.prepare(payload.into(), true)?;
+        let (batch, index) = writer::enqueue(self.shared(), [pending])?;
+        batch.wait(index).await
+    }
+
+    /// Appends one record and waits only until it is written to the operating system,
+    /// whatever the log's mode: for records whose loss in a power cut is acceptable (soft
+    /// state) beside others that must be durable. It shares batches, and so syncs, with
+    /// durable appends, and becomes durable with the next sync.
+    ///
+    /// # Errors
+    ///
+    /// As [`append`](Self::append).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`append`](Self::append).
+    pub async fn append_unsynced(&self, payload: impl Into<Bytes>) -> Result<Appended> {
+        let pending = self.prepare(payload.into(), false)?;
         let (batch, index) = writer::enqueue(self.shared(), [pending])?;
         batch.wait(index).await
     }
@@ -207,7 +225,7 @@ impl Log {
         I: IntoIterator,
         I::Item: Into<Bytes>,
     {
-        let pending = payloads.into_iter().map(|p| self.prepare(p.into())).collect::<Result<Vec<_>>>()?;
+        let pending = payloads.into_iter().map(|p| self.prepare(p.into(), true)).collect::<Result<Vec<_>>>()?;
         let n = pending.len();
         if n == 0 {
             return Ok(Vec::new());
@@ -220,12 +238,12 @@ impl Log {
         Ok(out)
     }
 
-    fn prepare(&self, payload: Bytes) -> Result<Pending> {
+    fn prepare(&self, payload: Bytes, durable: bool) -> Result<Pending> {
         let max = self.shared().opts.max_record_size;
         if payload.len() > max {
             return Err(Error::RecordTooLarge { size: payload.len(), max });
         }
-        Ok(Pending { crc: crc32c::crc32c(&payload), payload })
+        Ok(Pending { crc: crc32c::crc32c(&payload), payload, durable })
     }
 
     async fn control<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T>>) -> Control) -> Result<T> {

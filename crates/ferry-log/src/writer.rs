@@ -46,6 +46,8 @@ pub struct Appended {
 pub(crate) struct Pending {
     pub(crate) payload: Bytes,
     pub(crate) crc: u32,
+    /// Whether the record waits for the log's durability mode (`false`: done once written).
+    pub(crate) durable: bool,
 }
 
 /// Work other than appending, run by the writer in order with the appends around it.
@@ -387,7 +389,8 @@ impl Writer {
             self.encode(rec, ts, &mut chunk);
         }
         self.write_chunk(&mut chunk)?;
-        if self.shared.opts.durability == Durability::Fsync {
+        // One sync covers the batch, if anything in it waits for one.
+        if self.shared.opts.durability == Durability::Fsync && records.iter().any(|r| r.durable) {
             self.sync()?;
         }
         self.publish();

@@ -340,3 +340,16 @@ async fn a_failed_sync_fails_its_appenders_and_stops_the_log() {
     assert!(next == 11 || next == 12, "{next}");
     assert_all(&log, 1, next);
 }
+
+#[tokio::test]
+async fn unsynced_appends_complete_without_a_sync_and_share_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = Arc::new(Faults::new());
+    let log = small().faults(faults.clone()).open(dir.path()).unwrap();
+    // A failing sync would fail a durable append; an unsynced one never waits for it.
+    faults.fail_next_sync();
+    assert_eq!(log.append_unsynced(payload(1)).await.unwrap().seq, 1);
+    assert_eq!(log.read(1).unwrap().payload, payload(1));
+    // The next durable append runs into the failing sync.
+    assert!(log.append(payload(2)).await.is_err());
+}
