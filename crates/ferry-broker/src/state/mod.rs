@@ -68,9 +68,14 @@ impl State {
     /// applied index.
     pub fn apply(&mut self, index: u64, command: &Command) -> Outcome {
         self.applied = index;
+        let clock = self.clock;
         match self.apply_inner(index, command) {
             Ok(outcome) => outcome,
-            Err(e) => Outcome::Failed(e),
+            Err(e) => {
+                // Refused commands are checked before they change anything but the clock.
+                self.clock = clock;
+                Outcome::Failed(e)
+            }
         }
     }
 

@@ -284,7 +284,8 @@ impl Subscription {
 
     /// Whether a receive at `now` would find something (for waking long-polls).
     pub(crate) fn has_ready(&self, now: u64, stream: &Stream, consumer: Option<&str>) -> bool {
-        if !self.ready.is_empty() {
+        // A lease that ran out or a delay that passed is ready once the receive applies.
+        if !self.ready.is_empty() || self.next_deadline().is_some_and(|at| at <= now) {
             return true;
         }
         !self.eager && stream.msgs.range(self.cursor..).any(|(_, m)| self.wants(m, consumer) && m.deliver_at <= now)

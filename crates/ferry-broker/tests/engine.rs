@@ -1,0 +1,164 @@
+//! The local engine: durability across restarts, long polls, lease timers, reclaiming log
+//! segments.
+
+use ferry_broker::{Broker, BrokerOptions, Error, NewMessage, ReceiveRequest, Settings, StartAt, SubscriptionSettings};
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn small() -> BrokerOptions {
+    BrokerOptions { snapshot_every: 50, segment_size: 8192, pinned_segments: 2 }
+}
+
+fn body(i: usize) -> NewMessage {
+    NewMessage {
+        headers: [("n".to_string(), i.to_string())].into(),
+        subject: Some(format!("orders.{i}")),
+        ..NewMessage::new(format!("message {i}"))
+    }
+}
+
+fn segment_files(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir.join("log"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".log"))
+        .count()
+}
+
+#[tokio::test]
+async fn the_state_after_reopening_equals_the_state_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::open_with(dir.path(), small()).await.unwrap();
+    broker.create_queue("jobs", "ann", Settings::default()).await.unwrap();
+    broker.create_topic("events", "ann", Settings::default()).await.unwrap();
+    broker
+        .subscribe("events", "audit", SubscriptionSettings { start: StartAt::Earliest, ..Default::default() })
+        .await
+        .unwrap();
+    for i in 0..120 {
+        broker.publish("jobs", Some("ann"), vec![body(i)]).await.unwrap();
+        broker.publish("events", None, vec![body(i)]).await.unwrap();
+    }
+    let got = broker.receive("jobs", None, ReceiveRequest { max: 30, ..Default::default() }, WAIT).await.unwrap();
+    let leases: Vec<u64> = got.iter().filter_map(|m| m.lease).take(20).collect();
+    broker.ack("jobs", None, &leases).await.unwrap();
+    broker.receive("events", Some("audit"), ReceiveRequest { max: 7, ..Default::default() }, WAIT).await.unwrap();
+    let before = broker.state_snapshot();
+    let info = broker.describe("jobs").unwrap();
+    broker.close().await.unwrap();
+
+    let broker = Broker::open_with(dir.path(), small()).await.unwrap();
+    assert_eq!(broker.state_snapshot(), before);
+    assert_eq!(
+        broker.describe("jobs").unwrap().stats,
+        ferry_broker::Stats { oldest_age_ms: broker.describe("jobs").unwrap().stats.oldest_age_ms, ..info.stats }
+    );
+    // The leases survived too: the 10 unacked ones can still be acked.
+    let rest: Vec<u64> = got.iter().filter_map(|m| m.lease).skip(20).collect();
+    assert!(broker.ack("jobs", None, &rest).await.unwrap().iter().all(Result::is_ok));
+}
+
+#[tokio::test]
+async fn reopening_without_a_clean_close_replays_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = {
+        let broker =
+            Broker::open_with(dir.path(), BrokerOptions { snapshot_every: 1_000_000, ..small() }).await.unwrap();
+        broker.create_queue("jobs", "ann", Settings::default()).await.unwrap();
+        for i in 0..40 {
+            broker.publish("jobs", None, vec![body(i)]).await.unwrap();
+        }
+        broker.state_snapshot()
+        // Dropped without close: no snapshot, everything comes from the log.
+    };
+    let broker = Broker::open_with(dir.path(), small()).await.unwrap();
+    assert_eq!(broker.state_snapshot(), before);
+    let got = broker.peek("jobs", 0, 100).unwrap();
+    assert_eq!(got.len(), 40);
+    assert_eq!(got[7].message, body(7));
+}
+
+#[tokio::test]
+async fn a_long_poll_gets_a_message_published_while_it_waits() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::open(dir.path()).await.unwrap();
+    broker.create_queue("q", "ann", Settings::default()).await.unwrap();
+    let consumer = broker.clone();
+    let waiting =
+        tokio::spawn(async move { consumer.receive("q", None, ReceiveRequest::default(), WAIT).await.unwrap() });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    broker.publish("q", None, vec![body(1)]).await.unwrap();
+    let got = tokio::time::timeout(WAIT, waiting).await.unwrap().unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].message, body(1));
+    // And an empty poll ends at its deadline with nothing.
+    let none = broker.receive("q", None, ReceiveRequest::default(), Duration::from_millis(50)).await.unwrap();
+    assert!(none.is_empty());
+}
+
+#[tokio::test]
+async fn an_expired_lease_is_redelivered_to_a_waiting_consumer() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::open(dir.path()).await.unwrap();
+    broker.create_queue("q", "ann", Settings { visibility_timeout_ms: 100, ..Settings::default() }).await.unwrap();
+    broker.publish("q", None, vec![body(1)]).await.unwrap();
+    let first = broker.receive("q", None, ReceiveRequest::default(), WAIT).await.unwrap();
+    // Nobody acks; a second consumer waiting gets it when the lease runs out.
+    let second = broker.receive("q", None, ReceiveRequest::default(), WAIT).await.unwrap();
+    assert_eq!(second[0].id, first[0].id);
+    assert_eq!(second[0].delivery_count, 2);
+    let late = broker.ack("q", None, &[first[0].lease.unwrap()]).await.unwrap();
+    assert!(matches!(late[0], Err(Error::LeaseExpired { .. }) | Err(Error::UnknownLease { .. })));
+    assert_eq!(broker.ack("q", None, &[second[0].lease.unwrap()]).await.unwrap(), vec![Ok(())]);
+}
+
+#[tokio::test]
+async fn settled_segments_are_deleted_and_old_unacked_messages_copied_forward() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = BrokerOptions { snapshot_every: 1_000_000, ..small() };
+    let broker = Broker::open_with(dir.path(), opts).await.unwrap();
+    broker.create_queue("q", "ann", Settings::default()).await.unwrap();
+    // One message that stays unacked for the whole test, then lots of traffic.
+    broker.publish("q", None, vec![NewMessage { priority: 0, ..body(0) }]).await.unwrap();
+    let pinned = broker.receive("q", None, ReceiveRequest::default(), WAIT).await.unwrap();
+    for _ in 0..20 {
+        let batch: Vec<NewMessage> = (0..10).map(|_| NewMessage::new(vec![b'x'; 300])).collect();
+        broker.publish("q", None, batch).await.unwrap();
+        let got = broker.receive("q", None, ReceiveRequest { max: 10, ..Default::default() }, WAIT).await.unwrap();
+        let leases: Vec<u64> = got.iter().filter_map(|m| m.lease).collect();
+        broker.ack("q", None, &leases).await.unwrap();
+    }
+    let files_before = segment_files(dir.path());
+    broker.snapshot().await.unwrap();
+    broker.snapshot().await.unwrap(); // the relocation itself is reclaimed by the next one
+    let files_after = segment_files(dir.path());
+    assert!(files_after < files_before, "segments {files_before} → {files_after}");
+    // The long-unacked message is still there, whole, and its lease still works.
+    let left = broker.peek("q", 0, 10).unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].message, body(0));
+    assert_eq!(broker.ack("q", None, &[pinned[0].lease.unwrap()]).await.unwrap(), vec![Ok(())]);
+    broker.close().await.unwrap();
+    let broker = Broker::open_with(dir.path(), small()).await.unwrap();
+    assert_eq!(broker.describe("q").unwrap().stats.depth, 0);
+}
+
+#[tokio::test]
+async fn bad_requests_get_typed_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::open(dir.path()).await.unwrap();
+    assert!(matches!(
+        broker.create_queue("bad name", "ann", Settings::default()).await,
+        Err(Error::InvalidName { .. })
+    ));
+    assert!(matches!(broker.publish("nope", None, vec![body(1)]).await, Err(Error::NotFound { .. })));
+    broker.create_queue("q", "ann", Settings::default()).await.unwrap();
+    let big = NewMessage::new(vec![0u8; (1 << 20) + 1]);
+    assert!(matches!(broker.publish("q", None, vec![big]).await, Err(Error::MessageTooLarge { .. })));
+    assert_eq!(broker.describe("q").unwrap().stats.published, 0);
+    assert!(matches!(
+        broker.receive("q", Some("sub"), ReceiveRequest::default(), WAIT).await,
+        Err(Error::WrongKind(_))
+    ));
+    assert_eq!(broker.ack("q", None, &[12345]).await.unwrap(), vec![Err(Error::UnknownLease { lease: 12345 })]);
+}
