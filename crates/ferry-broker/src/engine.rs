@@ -113,6 +113,8 @@ struct Inner {
     snapshotting: AtomicBool,
     /// Wakes the snapshot task.
     snapshot_due: Arc<Notify>,
+    /// One snapshot at a time: they share the temp file.
+    snapshot_lock: tokio::sync::Mutex<()>,
 }
 
 impl Drop for Inner {
@@ -185,6 +187,7 @@ impl Broker {
             waiters: Mutex::new(HashMap::new()),
             snapshotting: AtomicBool::new(false),
             snapshot_due: Arc::new(Notify::new()),
+            snapshot_lock: tokio::sync::Mutex::new(()),
         };
         let inner = Arc::new(inner);
         // Snapshots run on their own task, so no caller waits for one. It holds the broker
@@ -539,6 +542,7 @@ impl Broker {
     ///
     /// [`Error::Storage`].
     pub async fn snapshot(&self) -> Result<()> {
+        let _one_at_a_time = self.inner.snapshot_lock.lock().await;
         self.copy_forward().await?;
         let (bytes, applied) = {
             let mut core = lock(&self.inner.core);
