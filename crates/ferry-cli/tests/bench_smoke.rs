@@ -65,3 +65,28 @@ fn bench_log_quick_json() {
     // The benchmark cleans up after itself.
     assert_eq!(std::fs::read_dir(dir.path()).expect("read dir").count(), 0);
 }
+
+#[test]
+fn bench_broker_quick_json() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["bench", "broker", "--embedded", "--quick", "--json", "--sizes", "64", "--producers", "2"])
+        .args(["--durability", "none", "--dir"])
+        .arg(dir.path())
+        .output()
+        .expect("run ferry bench broker");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "ferry bench broker failed: {stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("the output is JSON");
+    let rows = report["rows"].as_array().expect("rows");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let row = &rows[0];
+    assert_eq!(
+        (row["durability"].as_str(), row["size"].as_u64(), row["producers"].as_u64()),
+        (Some("none"), Some(64), Some(2))
+    );
+    for key in ["log_appends_per_sec", "publish_per_sec", "end_to_end_per_sec", "publish_over_log", "latency_p50_us"] {
+        assert!(row[key].as_f64().is_some_and(|v| v > 0.0), "{key} in {row}");
+    }
+    assert_eq!(std::fs::read_dir(dir.path()).expect("read dir").count(), 0, "the benchmark cleans up");
+}

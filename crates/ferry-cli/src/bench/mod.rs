@@ -13,6 +13,7 @@
 //! The whole sequence runs `--rounds` times; `report` pools the rounds and turns them into
 //! the table or JSON with ferry/libnng and ferry/floor ratios.
 
+mod broker;
 mod floor;
 mod log;
 mod nng;
@@ -38,6 +39,9 @@ pub(crate) enum BenchCommand {
     /// Log benchmark: durable appends per second of ferry-log with 1, 16 and 256
     /// concurrent appenders, next to the disk's raw rate of one write + fdatasync per record.
     Log(log::LogArgs),
+    /// Broker benchmark: publish, end-to-end rate and latency of the broker engine, next to
+    /// the bare ferry-log append rate it builds on.
+    Broker(broker::BrokerArgs),
 }
 
 #[derive(clap::Args)]
@@ -370,6 +374,7 @@ pub(crate) fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         BenchCommand::Sp(args) => run_sp(&args),
         BenchCommand::Log(args) => log::run(&args),
+        BenchCommand::Broker(args) => broker::run(&args),
     }
 }
 
