@@ -312,9 +312,7 @@ impl Broker {
         messages: Vec<NewMessage>,
     ) -> Result<Vec<Published>> {
         // Refuse what is certainly wrong before it takes room in the log.
-        let durability =
-            self.state(|s| s.describe(name, 0).map(|d| (d.settings.durability, d.settings.max_message_size)));
-        let (durability, max) = durability?;
+        let (durability, max) = self.state(|s| s.publish_limits(name))?;
         if let Some(m) = messages.iter().find(|m| m.body.len() > max as usize) {
             return Err(Error::MessageTooLarge { size: m.body.len(), max: max as usize });
         }

@@ -457,6 +457,13 @@ impl State {
         })
     }
 
+    /// A destination's durability and largest message size: what a publish needs to know
+    /// before it is written.
+    pub fn publish_limits(&self, name: &str) -> Result<(crate::types::Durability, u32)> {
+        let d = self.destinations.get(name).ok_or_else(|| not_found(Kind::Queue, name))?;
+        Ok((d.settings.durability, d.settings.max_message_size))
+    }
+
     /// Up to `max` stored messages from `from_offset` on, without consuming them.
     pub fn peek(&self, name: &str, from_offset: u64, max: usize) -> Result<Vec<Delivery>> {
         let d = self.destinations.get(name).ok_or_else(|| not_found(Kind::Queue, name))?;

@@ -136,6 +136,9 @@ pub(crate) fn run(args: &BrokerArgs) -> anyhow::Result<ExitCode> {
             bar.inc(1);
         }
     }
+    bar.set_message("memory per queued message");
+    let queued = if args.quick { 20_000 } else { 200_000 };
+    let per_message = runtime.block_on(memory_per_message(&args.dir, queued))?;
     bar.finish_and_clear();
     runtime.shutdown_timeout(Duration::from_secs(1));
     if args.json {
@@ -143,6 +146,7 @@ pub(crate) fn run(args: &BrokerArgs) -> anyhow::Result<ExitCode> {
             "rounds": rounds,
             "seconds_per_measurement": duration.as_secs_f64(),
             "release_build": !cfg!(debug_assertions),
+            "bytes_per_queued_message": per_message,
             "rows": rows.iter().map(|r| json!({
                 "durability": label(r.durability.unwrap_or_default()),
                 "size": r.size,
@@ -184,6 +188,14 @@ pub(crate) fn run(args: &BrokerArgs) -> anyhow::Result<ExitCode> {
             );
         }
         let _ = writeln!(t, "pub/log: the broker's publish rate over ferry-log's bare append rate (1.0 = no overhead)");
+        match per_message {
+            Some(b) => {
+                let _ = writeln!(t, "memory: {b:.0} bytes per queued message (resident memory growth over {queued} queued 64 B messages; bodies stay in the log)");
+            }
+            None => {
+                let _ = writeln!(t, "memory: not measured (no /proc/self/status)");
+            }
+        }
         print!("{t}");
     }
     Ok(ExitCode::SUCCESS)
@@ -366,4 +378,30 @@ async fn end_to_end(
     broker.close().await?;
     let latencies = latencies.lock().map(|l| l.clone()).unwrap_or_default();
     Ok((e2e, latencies))
+}
+
+/// Resident memory of this process, from /proc/self/status (Linux).
+fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// How much memory each queued message costs the broker: resident memory growth while
+/// `count` 64-byte messages pile up unconsumed.
+async fn memory_per_message(dir: &Path, count: usize) -> anyhow::Result<Option<f64>> {
+    let tmp = scratch(dir, "broker-mem")?;
+    let broker = Broker::open(tmp.path()).await?;
+    broker.create_queue("bench", "bench", Settings { durability: Durability::None, ..Settings::default() }).await?;
+    let before = resident_bytes();
+    let batch: Vec<NewMessage> = (0..1000).map(|_| NewMessage::new(vec![0x5au8; 64])).collect();
+    for _ in 0..count / 1000 {
+        broker.publish("bench", None, batch.clone()).await?;
+    }
+    let after = resident_bytes();
+    let depth = broker.describe("bench")?.stats.depth;
+    broker.purge("bench").await?;
+    broker.close().await?;
+    Ok(before.zip(after).map(|(b, a)| a.saturating_sub(b) as f64 / depth.max(1) as f64))
 }
