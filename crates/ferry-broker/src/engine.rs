@@ -115,6 +115,8 @@ struct Inner {
     snapshot_due: Arc<Notify>,
     /// One snapshot at a time: they share the temp file.
     snapshot_lock: tokio::sync::Mutex<()>,
+    /// Set while an interval sync is scheduled.
+    sync_pending: AtomicBool,
 }
 
 impl Drop for Inner {
@@ -188,6 +190,7 @@ impl Broker {
             snapshotting: AtomicBool::new(false),
             snapshot_due: Arc::new(Notify::new()),
             snapshot_lock: tokio::sync::Mutex::new(()),
+            sync_pending: AtomicBool::new(false),
         };
         let inner = Arc::new(inner);
         // Snapshots run on their own task, so no caller waits for one. It holds the broker
@@ -317,10 +320,31 @@ impl Broker {
             return Err(Error::MessageTooLarge { size: m.body.len(), max: max as usize });
         }
         let cmd = Command::Publish { now: now_ms(), name: name.into(), producer: producer.map(Into::into), messages };
-        match self.run(cmd, durability == Durability::Fsync).await? {
+        let outcome = self.run(cmd, durability == Durability::Fsync).await?;
+        if let Durability::Interval(ms) = durability {
+            self.sync_within(Duration::from_millis(ms));
+        }
+        match outcome {
             Outcome::Published(p) => Ok(p),
             other => Err(Error::Storage(format!("unexpected outcome {other:?}"))),
         }
+    }
+
+    /// Makes sure an fdatasync happens within `within`: one timer at a time serves every
+    /// interval-mode publish that comes while it runs.
+    fn sync_within(&self, within: Duration) {
+        if self.inner.sync_pending.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let inner = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            tokio::time::sleep(within).await;
+            let Some(inner) = inner.upgrade() else { return };
+            inner.sync_pending.store(false, Ordering::Release);
+            if let Err(e) = inner.log.sync().await {
+                tracing::error!(error = %e, "interval sync failed");
+            }
+        });
     }
 
     /// Creates a named subscription on a topic.

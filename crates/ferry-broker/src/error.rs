@@ -16,11 +16,11 @@ pub enum Error {
         /// The name given.
         name: String,
     },
-    /// No destination of that name (and kind).
-    #[error("no {kind} named {name:?}")]
+    /// No destination of that name (or none of the kind the request needs).
+    #[error("no {} named {name:?}", kind.map_or("destination".to_string(), |k| k.to_string()))]
     NotFound {
-        /// What was looked for.
-        kind: Kind,
+        /// The kind the request needed, if it needed one.
+        kind: Option<Kind>,
         /// The name.
         name: String,
     },

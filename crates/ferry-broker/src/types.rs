@@ -32,6 +32,10 @@ pub enum Durability {
     /// After fdatasync (group-committed with every other write).
     #[default]
     Fsync,
+    /// After the write reached the operating system, with an fdatasync at most this many
+    /// milliseconds later: survives a crash of the broker; a machine crash loses at most
+    /// the last interval.
+    Interval(u64),
     /// After the write reached the operating system: survives a crash of the broker, not
     /// of the machine.
     None,
@@ -89,6 +93,11 @@ impl Settings {
                 "max_message_size",
                 format!("must be 1 byte to {MAX_MESSAGE_SIZE_LIMIT} bytes"),
             ));
+        }
+        if let Durability::Interval(ms) = self.durability {
+            if ms == 0 || ms > 60_000 {
+                return Err(Error::invalid("durability", "the sync interval must be 1 ms to 60 s"));
+            }
         }
         if self.visibility_timeout_ms == 0 || self.visibility_timeout_ms > 12 * 3_600_000 {
             return Err(Error::invalid("visibility_timeout_ms", "must be 1 ms to 12 hours"));

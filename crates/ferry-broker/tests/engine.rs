@@ -162,3 +162,20 @@ async fn bad_requests_get_typed_errors() {
     ));
     assert_eq!(broker.ack("q", None, &[12345]).await.unwrap(), vec![Err(Error::UnknownLease { lease: 12345 })]);
 }
+
+#[tokio::test]
+async fn interval_durability_publishes_without_waiting_for_a_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::open(dir.path()).await.unwrap();
+    let settings = Settings { durability: ferry_broker::Durability::Interval(20), ..Settings::default() };
+    broker.create_queue("q", "ann", settings).await.unwrap();
+    for i in 0..50 {
+        broker.publish("q", None, vec![body(i)]).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(60)).await; // the interval sync runs meanwhile
+    broker.close().await.unwrap();
+    let broker = Broker::open(dir.path()).await.unwrap();
+    assert_eq!(broker.describe("q").unwrap().stats.depth, 50);
+    let bad = Settings { durability: ferry_broker::Durability::Interval(0), ..Settings::default() };
+    assert!(matches!(broker.create_queue("r", "ann", bad).await, Err(Error::Invalid { .. })));
+}

@@ -49,7 +49,7 @@ pub struct State {
     destinations: BTreeMap<String, Destination>,
 }
 
-fn not_found(kind: Kind, name: &str) -> Error {
+fn not_found(kind: Option<Kind>, name: &str) -> Error {
     Error::NotFound { kind, name: name.to_string() }
 }
 
@@ -97,12 +97,12 @@ impl State {
                 Ok(Outcome::Done)
             }
             Command::DeleteDestination { name } => {
-                self.destinations.remove(name).ok_or_else(|| not_found(Kind::Queue, name))?;
+                self.destinations.remove(name).ok_or_else(|| not_found(None, name))?;
                 Ok(Outcome::Done)
             }
             Command::Purge { now, name } => {
                 self.tick(*now);
-                let d = self.destinations.get_mut(name).ok_or_else(|| not_found(Kind::Queue, name))?;
+                let d = self.destinations.get_mut(name).ok_or_else(|| not_found(None, name))?;
                 d.stream.clear();
                 let next = d.stream.next_offset;
                 for sub in d.subs.values_mut() {
@@ -183,7 +183,7 @@ impl State {
     fn topic_mut(&mut self, topic: &str) -> Result<&mut Destination> {
         match self.destinations.get_mut(topic) {
             Some(d) if d.kind == Kind::Topic => Ok(d),
-            _ => Err(not_found(Kind::Topic, topic)),
+            _ => Err(not_found(Some(Kind::Topic), topic)),
         }
     }
 
@@ -195,7 +195,7 @@ impl State {
         producer: Option<&str>,
         messages: &[NewMessage],
     ) -> Result<Vec<Published>> {
-        let d = self.destinations.get(name).ok_or_else(|| not_found(Kind::Queue, name))?;
+        let d = self.destinations.get(name).ok_or_else(|| not_found(None, name))?;
         let max = d.settings.max_message_size as usize;
         if let Some(m) = messages.iter().find(|m| m.body.len() > max) {
             return Err(Error::MessageTooLarge { size: m.body.len(), max });
@@ -205,7 +205,7 @@ impl State {
         }
         self.advance(name, now);
         let mut next_id = self.next_id;
-        let d = self.destinations.get_mut(name).ok_or_else(|| not_found(Kind::Queue, name))?;
+        let d = self.destinations.get_mut(name).ok_or_else(|| not_found(None, name))?;
         let window = d.settings.dedup_window_ms;
         while let Some((at, id)) = d.dedup_by_time.first().cloned() {
             if at.saturating_add(window) > now {
@@ -361,7 +361,7 @@ impl State {
     }
 
     fn sub_key<'a>(&self, name: &str, subscription: Option<&'a str>) -> Result<&'a str> {
-        let d = self.destinations.get(name).ok_or_else(|| not_found(Kind::Queue, name))?;
+        let d = self.destinations.get(name).ok_or_else(|| not_found(None, name))?;
         match (d.kind, subscription) {
             (Kind::Queue, None) => Ok(QUEUE_SUB),
             (Kind::Queue, Some(_)) => {
@@ -388,7 +388,7 @@ impl State {
             return Err(Error::invalid("visibility_ms", "must be 1 ms to 12 hours"));
         }
         self.advance(name, now);
-        let d = self.destinations.get_mut(name).ok_or_else(|| not_found(Kind::Queue, name))?;
+        let d = self.destinations.get_mut(name).ok_or_else(|| not_found(None, name))?;
         let Some(sub) = d.subs.get_mut(key) else { return Ok(Vec::new()) };
         let mut effects = Vec::new();
         let out = sub.receive(now, r, &d.stream, &mut effects);
@@ -406,7 +406,7 @@ impl State {
         action: SettleAction,
     ) -> Result<Vec<Result<()>>> {
         let key = self.sub_key(name, subscription)?;
-        let d = self.destinations.get_mut(name).ok_or_else(|| not_found(Kind::Queue, name))?;
+        let d = self.destinations.get_mut(name).ok_or_else(|| not_found(None, name))?;
         let Some(sub) = d.subs.get_mut(key) else { return Ok(Vec::new()) };
         let mut effects = Vec::new();
         let results = leases.iter().map(|&l| sub.settle(now, l, action, &d.stream, &mut effects)).collect();
@@ -423,7 +423,7 @@ impl State {
 
     /// A destination's description and statistics as of `now`.
     pub fn describe(&self, name: &str, now: u64) -> Result<DestinationInfo> {
-        let d = self.destinations.get(name).ok_or_else(|| not_found(Kind::Queue, name))?;
+        let d = self.destinations.get(name).ok_or_else(|| not_found(None, name))?;
         let (mut delivered, mut acked, mut in_flight) = (0, 0, 0);
         let mut subscriptions = BTreeMap::new();
         for (n, sub) in &d.subs {
@@ -460,13 +460,13 @@ impl State {
     /// A destination's durability and largest message size: what a publish needs to know
     /// before it is written.
     pub fn publish_limits(&self, name: &str) -> Result<(crate::types::Durability, u32)> {
-        let d = self.destinations.get(name).ok_or_else(|| not_found(Kind::Queue, name))?;
+        let d = self.destinations.get(name).ok_or_else(|| not_found(None, name))?;
         Ok((d.settings.durability, d.settings.max_message_size))
     }
 
     /// Up to `max` stored messages from `from_offset` on, without consuming them.
     pub fn peek(&self, name: &str, from_offset: u64, max: usize) -> Result<Vec<Delivery>> {
-        let d = self.destinations.get(name).ok_or_else(|| not_found(Kind::Queue, name))?;
+        let d = self.destinations.get(name).ok_or_else(|| not_found(None, name))?;
         Ok(d.stream.msgs.range(from_offset..).take(max).map(|(o, m)| m.delivery(*o, None, 0)).collect())
     }
 

@@ -37,7 +37,7 @@ pub(crate) struct BrokerArgs {
     /// Numbers of concurrent producers, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1,16", value_parser = clap::value_parser!(u32).range(1..=10_000))]
     producers: Vec<u32>,
-    /// Durability modes, comma-separated: fsync, none.
+    /// Durability modes, comma-separated: fsync, none, interval:<ms>.
     #[arg(long, value_delimiter = ',', default_value = "fsync,none", value_parser = parse_durability)]
     durability: Vec<Durability>,
     /// Seconds each measurement runs, after a warm-up of a fifth of that [default: 1].
@@ -58,14 +58,21 @@ fn parse_durability(s: &str) -> Result<Durability, String> {
     match s {
         "fsync" => Ok(Durability::Fsync),
         "none" => Ok(Durability::None),
-        _ => Err(format!("`{s}`: use fsync or none")),
+        _ => {
+            let ms = s.strip_prefix("interval:").ok_or_else(|| format!("`{s}`: use fsync, none or interval:<ms>"))?;
+            match ms.parse::<u64>() {
+                Ok(ms) if (1..=60_000).contains(&ms) => Ok(Durability::Interval(ms)),
+                _ => Err(format!("`{ms}`: the interval is 1 to 60000 milliseconds")),
+            }
+        }
     }
 }
 
-fn label(d: Durability) -> &'static str {
+fn label(d: Durability) -> String {
     match d {
-        Durability::Fsync => "fsync",
-        Durability::None => "none",
+        Durability::Fsync => "fsync".into(),
+        Durability::Interval(ms) => format!("int:{ms}"),
+        Durability::None => "none".into(),
     }
 }
 
@@ -276,7 +283,7 @@ async fn measure(
             async move {
                 match d {
                     Durability::Fsync => log.append(record).await?,
-                    Durability::None => log.append_unsynced(record).await?,
+                    Durability::None | Durability::Interval(_) => log.append_unsynced(record).await?,
                 };
                 Ok(())
             }
