@@ -3,6 +3,7 @@
 
 mod bench;
 mod cat;
+mod device;
 mod log;
 
 use clap::{Parser, Subcommand};
@@ -19,6 +20,8 @@ struct Cli {
 enum Command {
     /// Send and receive SP messages from the command line; nngcat-compatible.
     Cat(cat::CatArgs),
+    /// Forward between two raw SP sockets: a broker-less load balancer, relay or hub.
+    Device(device::DeviceArgs),
     /// Tools for ferry-log directories.
     #[command(subcommand)]
     Log(log::LogCommand),
@@ -35,6 +38,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Cat(args) => cat::run(args),
+        Command::Device(args) => device::run(args),
         Command::Log(cmd) => log::run(cmd),
         Command::Bench(cmd) => bench::run(cmd),
     };

@@ -87,6 +87,12 @@ impl Socket {
         self.0.options()
     }
 
+    /// A snapshot of the socket's counters; see [`crate::Socket::stats`]. (Pipe events are
+    /// async: [`crate::Socket::pipe_events`] on [`Socket::as_async`].)
+    pub fn stats(&self) -> crate::SocketStats {
+        self.0.stats()
+    }
+
     /// Closes the socket.
     pub fn close(&self) {
         self.0.close()

@@ -11,6 +11,7 @@ use rand::Rng;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// A bound listener. It accepts until [`Listener::close`] or until its socket closes.
 #[derive(Debug)]
@@ -66,6 +67,7 @@ pub(crate) async fn listen(core: &Arc<Core>, url: Url) -> Result<Listener> {
     let token = core.shared.closed.child_token();
     let (core, stop) = (core.clone(), token.clone());
     tracing::debug!(url = %bound, "listening");
+    let url = bound.clone();
     tokio::spawn(async move {
         loop {
             let conn = tokio::select! {
@@ -75,12 +77,15 @@ pub(crate) async fn listen(core: &Arc<Core>, url: Url) -> Result<Listener> {
             match conn {
                 // Each handshake runs on its own task, so a slow peer cannot hold up others.
                 Ok(conn) => {
-                    let core = core.clone();
-                    tokio::spawn(async move {
-                        if let Err(e) = core.start_pipe(conn).await {
+                    core.shared.stats.accepted();
+                    let span = tracing::debug_span!("accept", url = %bound, remote = %conn.remote);
+                    let (core, bound) = (core.clone(), bound.clone());
+                    let handshake = async move {
+                        if let Err(e) = core.start_pipe(conn, &bound).await {
                             tracing::debug!(error = %e, "accepted connection dropped");
                         }
-                    });
+                    };
+                    tokio::spawn(handshake.instrument(span));
                 }
                 Err(e) => {
                     // E.g. out of file descriptors: back off instead of spinning.
@@ -90,19 +95,25 @@ pub(crate) async fn listen(core: &Arc<Core>, url: Url) -> Result<Listener> {
             }
         }
     });
-    Ok(Listener { url: bound, token })
+    Ok(Listener { url, token })
 }
 
 pub(crate) async fn dial(core: &Arc<Core>, url: Url, blocking: bool) -> Result<Dialer> {
     let token = core.shared.closed.child_token();
     let first = if blocking {
-        let conn = transport::connect(&url, &local(core)).await?;
-        Some(core.start_pipe(conn).await?)
+        let span = tracing::debug_span!("dial", url = %url);
+        core.shared.stats.dial_attempt();
+        let attempt = async { core.start_pipe(transport::connect(&url, &local(core)).await?, &url).await };
+        let closed = attempt.instrument(span).await?;
+        core.shared.stats.dial_success(false);
+        Some(closed)
     } else {
         None
     };
     let (core, stop, target) = (core.clone(), token.clone(), url.clone());
     tokio::spawn(async move {
+        // Whether this dialer has had a connection: a success after that is a reconnect.
+        let mut connected_before = first.is_some();
         let mut pipe_closed = first;
         let mut backoff = Backoff::new(&core.shared.opts());
         loop {
@@ -118,13 +129,18 @@ pub(crate) async fn dial(core: &Arc<Core>, url: Url, blocking: bool) -> Result<D
                 _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(wait) => {}
             }
-            let attempt = async { core.start_pipe(transport::connect(&target, &local(&core)).await?).await };
+            core.shared.stats.dial_attempt();
+            let attempt = async { core.start_pipe(transport::connect(&target, &local(&core)).await?, &target).await };
             let result = tokio::select! {
                 _ = stop.cancelled() => return,
-                r = attempt => r,
+                r = attempt.instrument(tracing::debug_span!("dial", url = %target)) => r,
             };
             match result {
-                Ok(closed) => pipe_closed = Some(closed),
+                Ok(closed) => {
+                    core.shared.stats.dial_success(connected_before);
+                    connected_before = true;
+                    pipe_closed = Some(closed);
+                }
                 Err(e) => {
                     tracing::debug!(url = %target, error = %e, "dial failed");
                     backoff.failed(&core.shared.opts());

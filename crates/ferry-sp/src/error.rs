@@ -95,6 +95,27 @@ pub enum Error {
     /// The PAIR socket already has its one peer.
     #[error("socket already has a peer")]
     Busy,
+    /// A raw send whose header the protocol cannot put on the wire: a PAIR v1 header that is
+    /// not one hop-count word below 255, or a REP/RESPONDENT header without the pipe id in
+    /// front.
+    #[error("raw send with a bad header: {0}")]
+    BadHeader(&'static str),
+    /// [`device`](crate::device) was given a cooked socket; devices forward headers, which
+    /// only raw sockets ([`Socket::new_raw`](crate::Socket::new_raw)) expose.
+    #[error("a device needs raw sockets, and this {protocol} socket is cooked (open it with Socket::new_raw)")]
+    NotRaw {
+        /// The protocol of the cooked socket.
+        protocol: &'static str,
+    },
+    /// [`device`](crate::device) was given two sockets that are not each other's peers
+    /// (a REQ/REP device takes a raw REP and a raw REQ, a BUS device two raw BUS sockets).
+    #[error("a device joins peers, and {a} and {b} are not peers of each other")]
+    NotPeers {
+        /// The protocol of the first socket.
+        a: &'static str,
+        /// The protocol of the second socket.
+        b: &'static str,
+    },
     /// An I/O error from the operating system.
     #[error("i/o error: {0}")]
     Io(#[from] io::Error),

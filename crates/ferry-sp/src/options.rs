@@ -38,6 +38,9 @@ pub struct Options {
     pub survey_time: Duration,
     /// The TLS settings of `tls+tcp://` and `wss://` listeners and dialers.
     pub tls: TlsOptions,
+    /// `raw`: whether the socket was opened with [`Socket::new_raw`](crate::Socket::new_raw).
+    /// Read-only: fixed when the socket is opened.
+    pub raw: bool,
 }
 
 /// TLS settings, read whenever a `tls+tcp://` or `wss://` listener binds or a dialer
@@ -153,6 +156,7 @@ impl Options {
             req_resend_time: Some(Duration::from_secs(60)),
             survey_time: Duration::from_secs(1),
             tls: TlsOptions::default(),
+            raw: false,
         }
     }
 }
@@ -210,6 +214,11 @@ pub enum SockOpt {
     TlsServerName(String),
     /// `tls-authmode`: see [`TlsAuthMode`].
     TlsAuthMode(TlsAuthMode),
+    /// `ferry:pub-block-timeout`, ferry's own (NNG has no such option), PUB only: how long
+    /// a send waits for room when a subscriber's queue is full before it drops that queue's
+    /// oldest message (counted as [`DropReason::QueueFull`](crate::DropReason)). The send
+    /// never fails for it. `None`, the default, never waits, as in NNG.
+    PubBlockTimeout(Option<Duration>),
 }
 
 impl SockOpt {
@@ -232,6 +241,7 @@ impl SockOpt {
             SockOpt::TlsCa(_) => "tls-ca-file",
             SockOpt::TlsServerName(_) => "tls-server-name",
             SockOpt::TlsAuthMode(_) => "tls-authmode",
+            SockOpt::PubBlockTimeout(_) => "ferry:pub-block-timeout",
         }
     }
 
@@ -247,6 +257,8 @@ impl SockOpt {
     /// assert!(SockOpt::parse("ttl-max", "99").is_err());
     /// assert_eq!(SockOpt::parse("tls-authmode", "none").unwrap(),
     ///            SockOpt::TlsAuthMode(TlsAuthMode::None));
+    /// assert_eq!(SockOpt::parse("ferry:pub-block-timeout", "500").unwrap(),
+    ///            SockOpt::PubBlockTimeout(Some(Duration::from_millis(500))));
     /// ```
     pub fn parse(name: &str, value: &str) -> Result<SockOpt> {
         let invalid = |name: &'static str, reason: &str| Error::InvalidOption { name, reason: reason.to_string() };
@@ -287,6 +299,7 @@ impl SockOpt {
                 "required" | "2" => TlsAuthMode::Required,
                 _ => return Err(invalid("tls-authmode", "none, optional or required (0, 1, 2)")),
             }),
+            "ferry:pub-block-timeout" => SockOpt::PubBlockTimeout(ms("ferry:pub-block-timeout")?),
             _ => return Err(Error::InvalidOption { name: "option", reason: format!("unknown option {name:?}") }),
         };
         opt.validate()?;
@@ -325,7 +338,7 @@ impl SockOpt {
             SockOpt::TlsCa(v) => opts.tls.ca = Some(v.clone()),
             SockOpt::TlsServerName(v) => opts.tls.server_name = Some(v.clone()),
             SockOpt::TlsAuthMode(v) => opts.tls.auth_mode = Some(*v),
-            SockOpt::Subscribe(_) | SockOpt::Unsubscribe(_) => return false,
+            SockOpt::Subscribe(_) | SockOpt::Unsubscribe(_) | SockOpt::PubBlockTimeout(_) => return false,
         }
         true
     }

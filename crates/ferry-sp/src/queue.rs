@@ -104,6 +104,11 @@ impl<T> MsgQueue<T> {
         Waiting { queue: self, side }
     }
 
+    /// How many items are queued now (for statistics).
+    pub(crate) fn len(&self) -> usize {
+        self.lock().items.len()
+    }
+
     pub(crate) fn set_capacity(&self, cap: usize) {
         self.lock().cap = cap.max(1);
         self.writable.notify_waiters();

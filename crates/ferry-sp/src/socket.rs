@@ -2,10 +2,12 @@
 
 use crate::endpoint::{self, Dialer, Listener};
 use crate::error::{Error, Result};
+use crate::events::{EventHub, PipeEvent, PipeEvents};
 use crate::message::{Message, PipeId};
 use crate::options::{Options, SockOpt};
 use crate::pipe::{self, Pipe};
 use crate::protocol::{AnyProto, CtxId, Protocol};
+use crate::stats::{HandshakeFailure, PipeStats, SocketCounters, SocketStats};
 use crate::transport::Conn;
 use crate::url::Url;
 use rand::Rng;
@@ -16,6 +18,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// What protocols share with the socket core.
 pub(crate) struct Shared {
@@ -30,9 +33,25 @@ pub(crate) struct Shared {
     /// Set when the socket closes; what the per-message paths check (the token's own check
     /// takes a lock).
     closing: AtomicBool,
+    /// The socket's counters (each pipe has its own too).
+    pub(crate) stats: SocketCounters,
+    /// Pipe added/removed, for [`Socket::pipe_events`].
+    pub(crate) events: EventHub,
 }
 
 impl Shared {
+    pub(crate) fn new(opts: Options) -> Shared {
+        Shared {
+            hot: HotOptions::new(&opts),
+            opts: RwLock::new(opts),
+            ready: Notify::new(),
+            closed: CancellationToken::new(),
+            closing: AtomicBool::new(false),
+            stats: SocketCounters::default(),
+            events: EventHub::default(),
+        }
+    }
+
     pub(crate) fn opts(&self) -> Options {
         self.opts.read().map(|o| o.clone()).unwrap_or_else(|e| e.into_inner().clone())
     }
@@ -40,13 +59,7 @@ impl Shared {
     /// A standalone instance for unit tests of protocols.
     #[cfg(test)]
     pub(crate) fn for_test(opts: Options) -> Shared {
-        Shared {
-            hot: HotOptions::new(&opts),
-            opts: RwLock::new(opts),
-            ready: Notify::new(),
-            closed: CancellationToken::new(),
-            closing: AtomicBool::new(false),
-        }
+        Shared::new(opts)
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -100,12 +113,38 @@ impl Core {
         self.pipes.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Runs the handshake on a fresh connection and, if the peer fits, adds it as a pipe.
-    /// Returns a token that is cancelled when the pipe closes.
-    pub(crate) async fn start_pipe(self: &Arc<Self>, conn: Conn) -> Result<CancellationToken> {
+    /// Runs the handshake on a fresh connection from the endpoint at `url` and, if the peer
+    /// fits, adds it as a pipe. Returns a token that is cancelled when the pipe closes.
+    /// Failed handshakes are counted by cause.
+    pub(crate) async fn start_pipe(self: &Arc<Self>, conn: Conn, url: &Url) -> Result<CancellationToken> {
+        let result = self.try_start_pipe(conn, url).await;
+        if let Err(e) = &result {
+            let why = match e {
+                Error::Protocol(_) => Some(HandshakeFailure::BadHeader),
+                Error::ProtocolMismatch { .. } => Some(HandshakeFailure::ProtocolMismatch),
+                Error::Timeout => Some(HandshakeFailure::Timeout),
+                Error::Busy => Some(HandshakeFailure::Refused),
+                Error::Io(_) => Some(HandshakeFailure::Io),
+                _ => None,
+            };
+            if let Some(why) = why {
+                self.shared.stats.handshake_failed(why);
+            }
+        }
+        result
+    }
+
+    async fn try_start_pipe(self: &Arc<Self>, conn: Conn, url: &Url) -> Result<CancellationToken> {
         let opts = self.shared.opts();
         let remote = conn.remote.clone();
-        let (peer, reader, writer) = conn.establish(self.protocol, opts.recv_size_max).await?;
+        let handshake = conn.establish(self.protocol, opts.recv_size_max);
+        let (peer, reader, writer) = match handshake.instrument(tracing::debug_span!("handshake", %remote)).await {
+            Ok(halves) => halves,
+            Err(e) => {
+                tracing::debug!(%remote, error = %e, "handshake failed");
+                return Err(e);
+            }
+        };
         if peer != self.protocol.peer_id() {
             tracing::debug!(%remote, peer, "peer protocol mismatch; closing");
             return Err(Error::ProtocolMismatch { peer, expected: self.protocol.peer_id() });
@@ -122,7 +161,10 @@ impl Core {
                 }
             };
             let queue_len = self.proto.pipe_queue_len(&opts);
-            let pipe = Arc::new(Pipe::new(id, queue_len, self.shared.closed.child_token(), remote));
+            // A root span: the pipe outlives the dial or accept that made it.
+            let span = tracing::debug_span!(parent: None, "pipe", id = %id, %remote, %url, protocol = %self.protocol);
+            let pipe = Pipe::new(id, queue_len, self.shared.closed.child_token(), remote);
+            let pipe = Arc::new(pipe.with_origin(url.to_string(), span));
             // The protocol accepts the pipe under the same lock that makes it count, so a
             // pipe that `pipe_count` reports can be sent to, and a refused one never counts.
             if let Err(e) = self.proto.add_pipe(&self.shared, &pipe) {
@@ -132,22 +174,45 @@ impl Core {
                 return Err(e);
             }
             pipes.insert(id, pipe.clone());
+            self.shared.stats.pipe_added();
+            // Sent under the lock, so that a pipe's `Removed` never overtakes its `Added`.
+            self.shared.events.send(|| PipeEvent::Added {
+                pipe: pipe.id,
+                remote: pipe.remote.clone(),
+                url: pipe.url.clone(),
+            });
             pipe
         };
-        tracing::debug!(pipe = %pipe.id, remote = %pipe.remote, protocol = %self.protocol, "pipe added");
+        pipe.span.in_scope(|| tracing::debug!("pipe added"));
         self.shared.ready.notify_waiters();
         let token = pipe.closed.clone();
-        tokio::spawn(pipe::run_reader(self.clone(), pipe.clone(), reader));
-        tokio::spawn(pipe::run_writer(self.clone(), pipe, writer));
+        let span = pipe.span.clone();
+        tokio::spawn(pipe::run_reader(self.clone(), pipe.clone(), reader).instrument(span.clone()));
+        tokio::spawn(pipe::run_writer(self.clone(), pipe, writer).instrument(span));
         Ok(token)
     }
 
-    /// Closes a pipe and tells the protocol; idempotent.
+    /// Closes a pipe and tells the protocol; idempotent. The reason recorded on the pipe
+    /// (by the task that failed) goes into the `Removed` event.
     pub(crate) fn close_pipe(&self, pipe: &Arc<Pipe>) {
-        let removed = self.pipes().remove(&pipe.id).is_some();
+        let removed = {
+            let mut pipes = self.pipes();
+            let removed = pipes.remove(&pipe.id).is_some();
+            if removed {
+                self.shared.stats.pipe_removed();
+                // Under the lock, so that every `Removed` goes out before the socket's end
+                // marker (see `close`).
+                self.shared.events.send(|| PipeEvent::Removed {
+                    pipe: pipe.id,
+                    remote: pipe.remote.clone(),
+                    reason: pipe.close_reason(),
+                });
+            }
+            removed
+        };
         pipe.close();
         if removed {
-            tracing::debug!(pipe = %pipe.id, remote = %pipe.remote, "pipe removed");
+            pipe.span.in_scope(|| tracing::debug!(reason = %pipe.close_reason(), "pipe removed"));
             self.proto.remove_pipe(&self.shared, pipe);
             self.shared.ready.notify_waiters();
         }
@@ -163,7 +228,18 @@ impl Core {
         for p in pipes {
             self.close_pipe(&p);
         }
+        // Every pipe has been removed, and its event sent, by now.
+        self.shared.events.end();
         self.shared.ready.notify_waiters();
+    }
+
+    fn stats(&self) -> SocketStats {
+        let mut stats = self.shared.stats.snapshot();
+        stats.recv_queue = self.proto.recv_queue_len();
+        let mut pipes: Vec<PipeStats> = self.pipes().values().map(|p| p.snapshot()).collect();
+        pipes.sort_by_key(|p| p.id);
+        stats.pipes = pipes;
+        stats
     }
 
     // Sends and receives try the protocol's synchronous path first. Only when that would
@@ -239,18 +315,53 @@ impl std::fmt::Debug for Socket {
 impl Socket {
     /// Opens a socket of the given protocol with NNG's default options.
     pub fn new(protocol: Protocol) -> Result<Socket> {
-        let (send_buffer, recv_buffer) = AnyProto::buffers(protocol);
-        let opts = Options::with_buffers(send_buffer, recv_buffer);
+        Socket::open(protocol, false)
+    }
+
+    /// Opens a raw socket, as NNG's `nng_*_open_raw`: it exposes the protocol header in
+    /// [`Message::header`] on receive, takes it from there on send, and keeps no request
+    /// state (no request ids, resends, reply routing, survey timer or SUB filter). Raw
+    /// sockets are what [`device`](crate::device)s are made of; the header of each protocol
+    /// is in the table of the [crate docs](crate#raw-sockets-and-devices).
+    ///
+    /// # Errors
+    ///
+    /// None today; the `Result` is kept for symmetry with [`Socket::new`].
+    ///
+    /// # Examples
+    ///
+    /// A raw REP sees the pipe id and the backtrace in front of a request; the reply goes
+    /// back to the requester with that header:
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ferry_sp::Result<()> {
+    /// use ferry_sp::{Protocol, Socket};
+    /// let rep = Socket::new_raw(Protocol::Rep)?;
+    /// assert!(rep.is_raw());
+    /// rep.listen("inproc://doc-raw-rep").await?;
+    /// let req = Socket::new(Protocol::Req)?;
+    /// req.dial("inproc://doc-raw-rep").await?;
+    ///
+    /// req.send("ping").await?;
+    /// let mut request = rep.recv().await?;
+    /// assert_eq!(request.header.len(), 8); // pipe id, request id
+    /// request.body = "pong".into();
+    /// rep.send(request).await?;
+    /// assert_eq!(&req.recv().await?.body[..], b"pong");
+    /// # Ok(()) }
+    /// ```
+    pub fn new_raw(protocol: Protocol) -> Result<Socket> {
+        Socket::open(protocol, true)
+    }
+
+    fn open(protocol: Protocol, raw: bool) -> Result<Socket> {
+        let (send_buffer, recv_buffer) = AnyProto::buffers(protocol, raw);
+        let mut opts = Options::with_buffers(send_buffer, recv_buffer);
+        opts.raw = raw;
         let core = Arc::new(Core {
             protocol,
             proto: AnyProto::new(protocol, &opts),
-            shared: Shared {
-                hot: HotOptions::new(&opts),
-                opts: RwLock::new(opts),
-                ready: Notify::new(),
-                closed: CancellationToken::new(),
-                closing: AtomicBool::new(false),
-            },
+            shared: Shared::new(opts),
             pipes: Mutex::new(HashMap::new()),
         });
         Ok(Socket { owner: Arc::new(Owner(core.clone())), core })
@@ -259,6 +370,16 @@ impl Socket {
     /// The socket's protocol.
     pub fn protocol(&self) -> Protocol {
         self.core.protocol
+    }
+
+    /// Whether the socket was opened with [`Socket::new_raw`].
+    pub fn is_raw(&self) -> bool {
+        self.core.shared.opts().raw
+    }
+
+    /// The socket core, for [`device`](crate::device).
+    pub(crate) fn core(&self) -> &Arc<Core> {
+        &self.core
     }
 
     /// Listens on `url` (`tcp://host:port`, `tcp://*:0`, `ipc://path`, `inproc://name`,
@@ -298,6 +419,7 @@ impl Socket {
 
     /// Opens an independent context (REQ, REP, SURVEYOR, RESPONDENT): its own request or
     /// survey state over the socket's pipes, so that many can be in flight at once.
+    /// Other protocols, and raw sockets, have no contexts: [`Error::NotSupported`].
     pub fn context(&self) -> Result<Context> {
         self.check_open()?;
         let id = self.core.proto.open_context(&self.core.shared).map_err(|e| match e {
@@ -329,6 +451,73 @@ impl Socket {
     /// How many pipes (connections) are up.
     pub fn pipe_count(&self) -> usize {
         self.core.pipes().len()
+    }
+
+    /// A snapshot of the socket's counters and of each pipe that is up: messages and
+    /// payload bytes in and out, drops by [`DropReason`](crate::DropReason), queue depths,
+    /// dials, reconnects and failed handshakes. See [`SocketStats`] for every field.
+    ///
+    /// Counting costs the socket a few relaxed atomic adds per batch of messages; only this
+    /// call takes a lock (the pipe list's) and allocates.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ferry_sp::Result<()> {
+    /// use ferry_sp::{Protocol, Socket};
+    /// let rep = Socket::new(Protocol::Rep)?;
+    /// rep.listen("inproc://doc-stats").await?;
+    /// let req = Socket::new(Protocol::Req)?;
+    /// req.dial("inproc://doc-stats").await?;
+    ///
+    /// req.send("ping").await?;
+    /// rep.recv().await?;
+    /// let stats = rep.stats();
+    /// // A request is its 4-byte id plus the body.
+    /// assert_eq!((stats.messages_in, stats.bytes_in), (1, 8));
+    /// assert_eq!(stats.pipes.len(), 1);
+    /// assert_eq!(stats.pipes[0].url, "inproc://doc-stats");
+    /// assert_eq!(stats.drops.total(), 0);
+    /// assert_eq!(req.stats().dial_successes, 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn stats(&self) -> SocketStats {
+        self.core.stats()
+    }
+
+    /// Subscribes to the socket's pipe events: [`PipeEvent::Added`] when a connection
+    /// becomes a pipe, [`PipeEvent::Removed`] (with the reason) when it closes. Each
+    /// receiver gets the events from the moment it subscribed; after the socket closes it
+    /// gets the remaining ones, then [`EventRecvError::Closed`](crate::EventRecvError).
+    ///
+    /// Nothing is built for events while no receiver exists. A receiver that falls more than
+    /// [`EVENT_BUFFER`](crate::EVENT_BUFFER) events behind misses the oldest and is told how
+    /// many ([`EventRecvError::Lagged`](crate::EventRecvError)); the socket never waits
+    /// for it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> ferry_sp::Result<()> {
+    /// use ferry_sp::{PipeEvent, Protocol, Socket};
+    /// let pull = Socket::new(Protocol::Pull)?;
+    /// let mut events = pull.pipe_events();
+    /// pull.listen("inproc://doc-events").await?;
+    ///
+    /// let push = Socket::new(Protocol::Push)?;
+    /// push.dial("inproc://doc-events").await?;
+    /// let Ok(PipeEvent::Added { pipe, url, .. }) = events.recv().await else { panic!() };
+    /// assert_eq!(url, "inproc://doc-events");
+    ///
+    /// push.close();
+    /// match events.recv().await {
+    ///     Ok(PipeEvent::Removed { pipe: gone, .. }) => assert_eq!(gone, pipe),
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn pipe_events(&self) -> PipeEvents {
+        self.core.shared.events.subscribe(self.core.shared.is_closed())
     }
 
     /// Closes the socket: listeners and dialers stop, pipes close, and every pending

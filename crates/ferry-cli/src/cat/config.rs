@@ -43,8 +43,44 @@ pub(crate) struct Config {
     pub(crate) recv_maxsz: Option<usize>,
     /// `--async` (or `--compat`): dial in the background.
     pub(crate) nonblocking: bool,
-    /// `-v`: print "Listening at:" and "Connected to:" lines.
+    /// `-v`: print "Listening at:" and "Connected to:" lines (standard output, as nngcat),
+    /// and pipe events and the final statistics (standard error, ferry only).
     pub(crate) verbose: bool,
+    /// `--stats-interval`: print the statistics this often (standard error).
+    pub(crate) stats_interval: Option<Duration>,
+    /// `--cert`, `--key`, `--cacert`, `--insecure`.
+    pub(crate) tls: Tls,
+}
+
+/// nngcat's TLS flags, with the files already read (as nngcat reads them while parsing).
+/// They apply to every tls+tcp:// and wss:// address.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Tls {
+    /// `--cert`: our certificate chain, and our key unless `--key` is given.
+    pub(crate) cert: Option<Vec<u8>>,
+    /// `--key`: the key of `--cert` (ignored without it, as in nngcat).
+    pub(crate) key: Option<Vec<u8>>,
+    /// `--cacert`: the authorities a peer's certificate must lead to.
+    pub(crate) cacert: Option<Vec<u8>>,
+    /// `--insecure`: `tls-authmode none`.
+    pub(crate) insecure: bool,
+}
+
+impl Tls {
+    fn from_flags(f: &super::Flags) -> Result<Tls, Fatal> {
+        let once = |files: &[std::path::PathBuf], what: &str| -> Result<Option<Vec<u8>>, Fatal> {
+            if files.len() > 1 {
+                return Err(Fatal(format!("{what} may be specified only once.")));
+            }
+            files.first().map(|p| load_file(p)).transpose()
+        };
+        Ok(Tls {
+            cacert: once(&f.cacert, "CA Certificate (--cacert)")?,
+            key: once(&f.key, "Key (--key)")?,
+            cert: once(&f.cert, "Cert (--cert)")?,
+            insecure: f.insecure > 0,
+        })
+    }
 }
 
 /// The longest delay, interval or timeout nngcat accepts: a day, in seconds.
@@ -158,6 +194,8 @@ impl Config {
             (None, Some(path)) => Some(load_file(path)?),
             (None, None) => None,
         };
+        let tls = Tls::from_flags(f)?;
+        let stats_interval = seconds(&f.stats_interval)?.filter(|d| !d.is_zero());
 
         if addrs.is_empty() {
             return Err(Fatal::new("No address specified."));
@@ -232,6 +270,8 @@ impl Config {
             recv_maxsz,
             nonblocking: compat || f.nonblocking > 0,
             verbose: args.verbose,
+            stats_interval,
+            tls,
         })
     }
 
@@ -480,6 +520,44 @@ mod tests {
         let mut no_addr = args(|f| f.pull0 = 1);
         no_addr.addrs.clear();
         assert_eq!(err(no_addr), "No address specified.");
+    }
+
+    #[test]
+    fn tls_flags_are_read_once_each_and_stats_interval_is_in_seconds() {
+        let dir = tempfile::tempdir().unwrap();
+        let pem = dir.path().join("both.pem");
+        std::fs::write(&pem, "PEM").unwrap();
+        let c = Config::from_args(&args(|f| {
+            f.pull0 = 1;
+            f.cert = vec![pem.clone()];
+            f.insecure = 1;
+            f.stats_interval = vec!["5".into()];
+        }))
+        .unwrap();
+        assert_eq!(c.tls, Tls { cert: Some(b"PEM".to_vec()), key: None, cacert: None, insecure: true });
+        assert_eq!(c.stats_interval, Some(Duration::from_secs(5)));
+        let c = Config::from_args(&args(|f| {
+            f.pull0 = 1;
+            f.stats_interval = vec!["0".into()];
+        }))
+        .unwrap();
+        assert_eq!((c.stats_interval, c.tls), (None, Tls::default()));
+        let twice = |set: fn(&mut Flags, std::path::PathBuf)| {
+            let pem = pem.clone();
+            err(args(move |f| {
+                f.pull0 = 1;
+                set(f, pem.clone());
+                set(f, pem);
+            }))
+        };
+        assert_eq!(twice(|f, p| f.cert.push(p)), "Cert (--cert) may be specified only once.");
+        assert_eq!(twice(|f, p| f.key.push(p)), "Key (--key) may be specified only once.");
+        assert_eq!(twice(|f, p| f.cacert.push(p)), "CA Certificate (--cacert) may be specified only once.");
+        let missing = err(args(|f| {
+            f.pull0 = 1;
+            f.cacert = vec!["/nonexistent/ferry-ca.pem".into()];
+        }));
+        assert_eq!(missing, "Cannot open file /nonexistent/ferry-ca.pem: No such file or directory");
     }
 
     #[test]

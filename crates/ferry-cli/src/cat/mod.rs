@@ -1,6 +1,7 @@
-//! `ferry cat`: an nngcat-compatible command. Any nngcat 1.5.2 recipe over tcp, ipc or
-//! inproc works with `nngcat` replaced by `ferry cat`: the same flags (long ones may be abbreviated while
-//! unambiguous, so `--req`, `--pub`, `--surveyor` work), the same behaviour per protocol,
+//! `ferry cat`: an nngcat-compatible command. Any nngcat 1.5.2 recipe over tcp, ipc,
+//! inproc, ws, wss or tls+tcp works with `nngcat` replaced by `ferry cat`: the same flags
+//! (long ones may be abbreviated while unambiguous, so `--req`, `--pub`, `--surveyor` work),
+//! TLS included (`--cert`, `--key`, `--cacert`, `--insecure`), the same behaviour per protocol,
 //! the same output formats byte for byte, and the same messages and exit codes for the
 //! common failures (`Unable to dial on URL: Connection refused`, exit 1).
 //!
@@ -11,8 +12,12 @@
 //!
 //! Where nngcat 1.5.2 has a bug, `ferry cat` does what its manual says instead: `--pair`
 //! is PAIR v1 (PAIR v0 with `--compat`), where nngcat ignores it and reports "No protocol
-//! specified.". TLS, ZeroTier and WebSocket options are not offered, since ferry-sp has no
-//! such transports.
+//! specified.". ZeroTier (`zt://`, `--zt-home`) is not offered, since ferry-sp has no such
+//! transport.
+//!
+//! ferry's own additions print to standard error, so that standard output stays nngcat's:
+//! with `-v`, each pipe added or removed (with the peer's address) and, at exit, the
+//! socket's statistics; with `--stats-interval SECS`, the statistics every SECS seconds.
 
 mod config;
 mod format;
@@ -181,7 +186,12 @@ struct Flags {
     nonblocking: u8,
     #[arg(long, action = ArgAction::Count, help = "nanocat compatibility: --async, and --pair is PAIR v0")]
     compat: u8,
-    #[arg(short = 'v', long, action = ArgAction::Count, help = "Print the addresses dialed and listened at")]
+    #[arg(
+        short = 'v',
+        long,
+        action = ArgAction::Count,
+        help = "Print the addresses dialed and listened at; on standard error, pipes added and removed and, at exit, statistics"
+    )]
     verbose: u8,
     #[arg(short = 'q', long, action = ArgAction::Count, help = "Do not print them (the default)")]
     silent: u8,
@@ -190,6 +200,22 @@ struct Flags {
     socket_name: Vec<String>,
     #[arg(short = 'V', long, action = ArgAction::Count, help = "Print the version and exit")]
     version: u8,
+    #[arg(
+        long = "stats-interval",
+        value_name = "SECS",
+        allow_hyphen_values = true,
+        help = "Print the socket's statistics on standard error every SECS seconds (ferry only)"
+    )]
+    stats_interval: Vec<String>,
+
+    #[arg(short = 'k', long, action = ArgAction::Count, help_heading = "TLS (tls+tcp://, wss://)", help = "Do not verify the listener's certificate (dialers)")]
+    insecure: u8,
+    #[arg(long, value_name = "FILE", value_parser = clap::value_parser!(PathBuf), allow_hyphen_values = true, help_heading = "TLS (tls+tcp://, wss://)", help = "Verify peers against the CA certificates in FILE")]
+    cacert: Vec<PathBuf>,
+    #[arg(short = 'E', long, value_name = "FILE", value_parser = clap::value_parser!(PathBuf), allow_hyphen_values = true, help_heading = "TLS (tls+tcp://, wss://)", help = "Our certificate chain (and key, unless --key is given) from FILE")]
+    cert: Vec<PathBuf>,
+    #[arg(long, value_name = "FILE", value_parser = clap::value_parser!(PathBuf), allow_hyphen_values = true, help_heading = "TLS (tls+tcp://, wss://)", help = "The private key of --cert from FILE")]
+    key: Vec<PathBuf>,
 }
 
 const AFTER_HELP: &str = "\
@@ -197,7 +223,10 @@ Examples:
   ferry cat --rep0 --listen tcp://127.0.0.1:5555 --data world --quoted
   ferry cat --req0 --dial tcp://127.0.0.1:5555 --data hello --quoted --recv-timeout 2
   ferry cat --sub0 --dial ipc:///tmp/t.ipc --subscribe tick --quoted --count 1
-  ferry cat --pub0 --listen ipc:///tmp/t.ipc --data tick --interval 1 --count 3";
+  ferry cat --pub0 --listen ipc:///tmp/t.ipc --data tick --interval 1 --count 3
+  ferry cat --rep0 --listen tls+tcp://127.0.0.1:5556 --cert cert.pem --key key.pem --data hi
+  ferry cat --req0 --dial tls+tcp://127.0.0.1:5556 --cacert ca.pem --data hello --quoted
+  ferry cat --pull0 --listen ws://127.0.0.1:5557/sp --quoted -v --stats-interval 10";
 
 /// Whether an address is dialed or listened at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

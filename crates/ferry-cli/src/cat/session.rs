@@ -11,14 +11,20 @@
 //!
 //! A receive that times out, or that has nothing left to wait for (a survey that ended, a
 //! request already answered), ends the program with exit code 0, as in nngcat.
+//!
+//! With `-v` a task prints each pipe event on standard error as it comes, and the socket's
+//! statistics are printed there at exit; `--stats-interval` prints them periodically too.
 
 use super::config::{strerror, Config, Fatal};
 use super::format::{write_message, Format};
 use super::Mode;
 use bytes::Bytes;
-use ferry_sp::{Dialer, Error, Listener, Protocol, SockOpt, Socket, Url};
+use ferry_sp::{
+    Dialer, Error, EventRecvError, Listener, Pem, Protocol, SockOpt, Socket, SocketStats, TlsAuthMode, Url,
+};
 use std::io::Write;
 use std::time::Duration;
+use tokio::task::JoinHandle;
 use tokio::time::{sleep, Instant};
 
 /// How long nngcat waits after its last send so that queued messages go out.
@@ -63,7 +69,10 @@ pub(crate) fn nng_strerror(e: &Error) -> String {
 
 /// Why nng would refuse to create a dialer or listener for `url`: nng's message for it.
 fn create_error(url: &str) -> Option<&'static str> {
-    const SCHEMES: [&str; 6] = ["tcp", "tcp4", "tcp6", "ipc", "unix", "inproc"];
+    const SCHEMES: [&str; 15] = [
+        "tcp", "tcp4", "tcp6", "ipc", "unix", "inproc", "ws", "ws4", "ws6", "wss", "wss4", "wss6", "tls+tcp",
+        "tls+tcp4", "tls+tcp6",
+    ];
     match url.split_once("://") {
         None => Some("Invalid argument"),
         Some((scheme, _)) if !SCHEMES.contains(&scheme) => Some("Not supported"),
@@ -71,15 +80,16 @@ fn create_error(url: &str) -> Option<&'static str> {
     }
 }
 
-/// The listener's address as nng reports it: the port the system chose, and an empty host
-/// for a wildcard (`tcp://:PORT`).
+/// The listener's address as nng reports it: over tcp and tls+tcp, the port the system
+/// chose and an empty host for a wildcard (`tcp://:PORT`); otherwise (ws, wss, ipc,
+/// inproc) the URL as given, port 0 included.
 fn listen_url(given: &str, listener: &Listener) -> String {
     match listener.url() {
-        Url::Tcp { host: None, port, .. } => {
+        Url::Tcp { host: None, port, .. } | Url::TlsTcp { host: None, port, .. } => {
             let scheme = given.split_once("://").map_or("tcp", |(s, _)| s);
             format!("{scheme}://:{port}")
         }
-        Url::Tcp { .. } => listener.url().to_string(),
+        Url::Tcp { .. } | Url::TlsTcp { .. } => listener.url().to_string(),
         _ => given.to_string(),
     }
 }
@@ -176,18 +186,108 @@ pub(crate) async fn run(cfg: Config) -> Result<(), Fatal> {
     }
     // Without -Z, NNG 1.5.2's default: no limit.
     set(&sock, SockOpt::RecvSizeMax(cfg.recv_maxsz.unwrap_or(0)), "Unable to set max receive size")?;
+    configure_tls(&sock, &cfg)?;
 
+    let report = Report::start(&sock, &cfg);
     let mut printer = Printer { format: cfg.format, out: std::io::stdout() };
-    let _endpoints = start_endpoints(&sock, &cfg, &mut printer).await?;
+    let outcome = async {
+        let _endpoints = start_endpoints(&sock, &cfg, &mut printer).await?;
+        match (cfg.protocol, &cfg.data) {
+            (Protocol::Sub | Protocol::Pull, _) => recv_loop(&sock, &cfg, &mut printer).await,
+            (Protocol::Rep | Protocol::Respondent, None) => recv_loop(&sock, &cfg, &mut printer).await,
+            (Protocol::Rep | Protocol::Respondent, Some(data)) => reply_loop(&sock, &cfg, data, &mut printer).await,
+            (Protocol::Pub | Protocol::Push, Some(data)) => send_loop(&sock, &cfg, data).await,
+            (Protocol::Bus | Protocol::Pair0 | Protocol::Pair1, None) => recv_loop(&sock, &cfg, &mut printer).await,
+            (_, Some(data)) => send_recv(&sock, &cfg, data, &mut printer).await,
+            (_, None) => Err(Fatal::new("No data to send (specify with --data or --file)")),
+        }
+    }
+    .await;
+    report.finish(&sock).await;
+    outcome
+}
 
-    match (cfg.protocol, &cfg.data) {
-        (Protocol::Sub | Protocol::Pull, _) => recv_loop(&sock, &cfg, &mut printer).await,
-        (Protocol::Rep | Protocol::Respondent, None) => recv_loop(&sock, &cfg, &mut printer).await,
-        (Protocol::Rep | Protocol::Respondent, Some(data)) => reply_loop(&sock, &cfg, data, &mut printer).await,
-        (Protocol::Pub | Protocol::Push, Some(data)) => send_loop(&sock, &cfg, data).await,
-        (Protocol::Bus | Protocol::Pair0 | Protocol::Pair1, None) => recv_loop(&sock, &cfg, &mut printer).await,
-        (_, Some(data)) => send_recv(&sock, &cfg, data, &mut printer).await,
-        (_, None) => Err(Fatal::new("No data to send (specify with --data or --file)")),
+/// nngcat's `configtls`, once for the socket: its TLS settings apply to every tls+tcp://
+/// and wss:// listener and dialer, and nothing else reads them.
+fn configure_tls(sock: &Socket, cfg: &Config) -> Result<(), Fatal> {
+    const WHAT: &str = "Unable to configure TLS";
+    let tls = &cfg.tls;
+    if tls.insecure {
+        set(sock, SockOpt::TlsAuthMode(TlsAuthMode::None), WHAT)?;
+    }
+    if let Some(cert) = &tls.cert {
+        let key = tls.key.as_ref().unwrap_or(cert);
+        let pem = |b: &Vec<u8>| Pem::Bytes(Bytes::copy_from_slice(b));
+        set(sock, SockOpt::TlsCertKey { cert: pem(cert), key: pem(key) }, WHAT)?;
+    }
+    if let Some(ca) = &tls.cacert {
+        set(sock, SockOpt::TlsCa(Pem::Bytes(Bytes::copy_from_slice(ca))), WHAT)?;
+    }
+    Ok(())
+}
+
+/// Prints a statistics snapshot on standard error: a line for the socket, one per pipe.
+fn print_stats(stats: &SocketStats) {
+    let mut err = std::io::stderr().lock();
+    // Standard error going away must not end the program: these lines are only a report.
+    let _ = writeln!(err, "stats: {stats}");
+    for pipe in &stats.pipes {
+        let _ = writeln!(err, "stats: {pipe}");
+    }
+}
+
+/// What `-v` and `--stats-interval` print on standard error while the command runs.
+struct Report {
+    /// Prints pipe events as they come (`-v`).
+    events: Option<JoinHandle<()>>,
+    /// Prints the statistics every `--stats-interval`.
+    periodic: Option<JoinHandle<()>>,
+    verbose: bool,
+}
+
+impl Report {
+    /// Starts reporting; before any address is used, so that no pipe event is missed.
+    fn start(sock: &Socket, cfg: &Config) -> Report {
+        let events = cfg.verbose.then(|| {
+            let mut events = sock.pipe_events();
+            tokio::spawn(async move {
+                loop {
+                    match events.recv().await {
+                        Ok(event) => eprintln!("{event}"),
+                        Err(EventRecvError::Lagged(n)) => eprintln!("missed {n} pipe events"),
+                        Err(_) => break,
+                    }
+                }
+            })
+        });
+        let periodic = cfg.stats_interval.map(|every| {
+            let sock = sock.clone();
+            tokio::spawn(async move {
+                let mut ticks = tokio::time::interval_at(Instant::now() + every, every);
+                loop {
+                    ticks.tick().await;
+                    print_stats(&sock.stats());
+                }
+            })
+        });
+        Report { events, periodic, verbose: cfg.verbose }
+    }
+
+    /// At exit: the final statistics (with the pipes still up), then the socket closes and
+    /// the last events (their removal) are printed.
+    async fn finish(self, sock: &Socket) {
+        if let Some(periodic) = self.periodic {
+            periodic.abort();
+        }
+        if self.verbose {
+            print_stats(&sock.stats());
+        }
+        sock.close();
+        if let Some(events) = self.events {
+            // Every event is already queued once the socket is closed; the bound is only a
+            // guard.
+            let _ = tokio::time::timeout(Duration::from_secs(1), events).await;
+        }
     }
 }
 
@@ -296,7 +396,10 @@ mod tests {
     #[test]
     fn create_errors_are_nngs() {
         assert_eq!(create_error("foo"), Some("Invalid argument"));
-        assert_eq!(create_error("ws://127.0.0.1:1/x"), Some("Not supported"));
+        assert_eq!(create_error("zt://1234.5678:1"), Some("Not supported"));
+        assert_eq!(create_error("ws://127.0.0.1:1/x"), None);
+        assert_eq!(create_error("wss://127.0.0.1:1/x"), None);
+        assert_eq!(create_error("tls+tcp://127.0.0.1:1"), None);
         assert_eq!(create_error("tcp://127.0.0.1:99999"), Some("Address invalid"));
         assert_eq!(create_error("tcp://nohost"), Some("Address invalid"));
         assert_eq!(create_error("tcp://127.0.0.1:5"), None);
@@ -324,5 +427,13 @@ mod tests {
         assert_eq!(listen_url("tcp://127.0.0.1:0", &l), format!("tcp://127.0.0.1:{port}"));
         let l = sock.listen("inproc://ferry-cat-listen-url").await.unwrap();
         assert_eq!(listen_url("inproc://ferry-cat-listen-url", &l), "inproc://ferry-cat-listen-url");
+        // tls+tcp as tcp; ws keeps the URL as given, port 0 included, as nng does.
+        let certs = ferry_testkit::TestCerts::new();
+        let pem = |s: &str| Pem::Bytes(Bytes::copy_from_slice(s.as_bytes()));
+        sock.set(SockOpt::TlsCertKey { cert: pem(&certs.cert_pem), key: pem(&certs.key_pem) }).unwrap();
+        let l = sock.listen("tls+tcp://:0").await.unwrap();
+        assert_eq!(listen_url("tls+tcp://:0", &l), format!("tls+tcp://:{}", l.port().unwrap()));
+        let l = sock.listen("ws://127.0.0.1:0/sp").await.unwrap();
+        assert_eq!(listen_url("ws://127.0.0.1:0/sp", &l), "ws://127.0.0.1:0/sp");
     }
 }

@@ -14,20 +14,31 @@ use rand::Rng;
 /// Splits a received request into `(backtrace, body)`. `Ok(None)`: more hops than `ttl`,
 /// drop the message and keep the pipe. `Err`: the backtrace never ends, close the pipe.
 pub(crate) fn split(payload: Bytes, ttl: u8) -> Result<Option<(Bytes, Bytes)>> {
-    let mut hops = 1u32;
-    let mut end = 0;
+    Ok(end(&payload, usize::from(ttl))?.map(|end| (payload.slice(..end), payload.slice(end..))))
+}
+
+/// Splits a received reply into `(backtrace, body)` with no hop limit, as raw REQ and raw
+/// SURVEYOR do: the hops were counted on the way out. `Err`: the backtrace never ends.
+pub(crate) fn split_reply(payload: Bytes) -> Result<(Bytes, Bytes)> {
+    let end = end(&payload, usize::MAX)?.ok_or(Error::Protocol("backtrace too long"))?;
+    Ok((payload.slice(..end), payload.slice(end..)))
+}
+
+/// The length of the backtrace at the start of `payload`: up to and including the first
+/// word with the top bit set. `Ok(None)` when that would take more than `max_words` words.
+fn end(payload: &[u8], max_words: usize) -> Result<Option<usize>> {
+    let mut words = 0;
     loop {
-        if hops > u32::from(ttl) {
+        if words == max_words {
             return Ok(None);
         }
-        hops += 1;
-        let word = payload.get(end..end + 4).ok_or(Error::Protocol("request without an end-of-backtrace word"))?;
-        end += 4;
+        let at = words * 4;
+        let word = payload.get(at..at + 4).ok_or(Error::Protocol("request without an end-of-backtrace word"))?;
+        words += 1;
         if word[0] & 0x80 != 0 {
-            break;
+            return Ok(Some(at + 4));
         }
     }
-    Ok(Some((payload.slice(..end), payload.slice(end..))))
 }
 
 /// Allocates request/survey ids: `0x8000_0000 | n`, counting from a random start so that
@@ -76,6 +87,14 @@ mod tests {
         assert!(split(words(&eight, b"x"), 8).unwrap().is_some());
         let nine: Vec<u32> = (1..9).chain([0x8000_0001]).collect();
         assert!(split(words(&nine, b"x"), 8).unwrap().is_none());
+    }
+
+    #[test]
+    fn replies_have_no_hop_limit() {
+        let many: Vec<u32> = (1..40).chain([0x8000_0001]).collect();
+        let (bt, body) = split_reply(words(&many, b"ok")).unwrap();
+        assert_eq!((bt.len(), &body[..]), (160, &b"ok"[..]));
+        assert!(split_reply(words(&[1, 2], b"")).is_err());
     }
 
     #[test]

@@ -4,6 +4,20 @@
 //!
 //! Adding a protocol means adding a file here, a [`Protocol`] variant with its numbers, and
 //! one line in the `protocols!` list below.
+//!
+//! Raw mode (`Options::raw`, NNG's `nng_*_open_raw`) lives in the same files: each protocol
+//! reads the flag once in [`ProtoOps::new`] and takes its raw path where the cooked one
+//! would add, strip or act on a header. Raw sockets hand the header to the caller on
+//! receive and take it from the caller on send, and keep no request state:
+//!
+//! | Protocol | raw receive: `Message::header` | raw send |
+//! |---|---|---|
+//! | REP, RESPONDENT | the pipe id, then the backtrace (hops over `ttl-max` dropped) | to the pipe the first header word names, with the rest of the header; dropped if that pipe is gone or full |
+//! | REQ, SURVEYOR | the backtrace, ending with the request or survey id | header and body to one pipe, round-robin, waiting for room (REQ), or to every pipe (SURVEYOR) |
+//! | PAIR v1 | the hop-count word as received (hops over `ttl-max` dropped) | needs one hop-count word below 255; sent incremented |
+//! | BUS | the pipe id | to every pipe except the one the first header word names |
+//! | SUB | empty; nothing is filtered | — |
+//! | PAIR v0, PUB, PUSH, PULL | empty: these protocols have no header | as cooked |
 
 mod bus;
 mod pair0;
@@ -168,6 +182,11 @@ pub(crate) trait ProtoOps: Send + Sync + Sized + 'static {
     /// Default `(send-buffer, recv-buffer)`.
     fn buffers() -> (usize, usize);
 
+    /// Default `(send-buffer, recv-buffer)` of a raw socket; by default as cooked.
+    fn raw_buffers() -> (usize, usize) {
+        Self::buffers()
+    }
+
     fn pipe_queue_len(&self, opts: &Options) -> usize {
         opts.send_buffer.max(PIPE_QUEUE)
     }
@@ -209,18 +228,7 @@ pub(crate) trait ProtoOps: Send + Sync + Sized + 'static {
         msg: Message,
         deadline: Option<Instant>,
     ) -> impl Future<Output = Result<()>> + Send {
-        async move {
-            let mut msg = Some(msg);
-            wait_for_pipe(sh, deadline, || match self.try_send(sh, ctx, msg.take()?) {
-                Ok(None) => Some(Ok(())),
-                Ok(Some(m)) => {
-                    msg = Some(m);
-                    None
-                }
-                Err(e) => Some(Err(e)),
-            })
-            .await?
-        }
+        send_when_ready(sh, deadline, msg, move |m| self.try_send(sh, ctx, m))
     }
 
     /// One attempt to receive without waiting; `Ok(None)` when nothing is there yet.
@@ -244,6 +252,11 @@ pub(crate) trait ProtoOps: Send + Sync + Sized + 'static {
     /// Generic options changed (queue sizes).
     fn options_changed(&self, _opts: &Options) {}
 
+    /// Messages received and waiting for `recv`, over all contexts (for statistics).
+    fn recv_queue_len(&self) -> usize {
+        0
+    }
+
     /// The socket is closing: wake every waiter with [`Error::Closed`].
     fn close(&self);
 }
@@ -265,8 +278,11 @@ macro_rules! protocols {
                 }
             }
 
-            pub(crate) fn buffers(protocol: Protocol) -> (usize, usize) {
-                match protocol { $(Protocol::$variant => <$ty>::buffers(),)* }
+            pub(crate) fn buffers(protocol: Protocol, raw: bool) -> (usize, usize) {
+                match protocol {
+                    $(Protocol::$variant if raw => <$ty>::raw_buffers(),)*
+                    $(Protocol::$variant => <$ty>::buffers(),)*
+                }
             }
         }
     };
@@ -329,6 +345,9 @@ impl AnyProto {
     pub(crate) fn options_changed(&self, opts: &Options) {
         each!(self, p => p.options_changed(opts))
     }
+    pub(crate) fn recv_queue_len(&self) -> usize {
+        each!(self, p => p.recv_queue_len())
+    }
     pub(crate) fn close(&self) {
         each!(self, p => p.close())
     }
@@ -370,6 +389,25 @@ pub(crate) async fn wait_for_pipe<T: Send>(
     .await
 }
 
+/// Sends `msg` through `try_send`, retrying as [`wait_for_pipe`] does until it is taken.
+pub(crate) async fn send_when_ready(
+    sh: &Shared,
+    deadline: Option<Instant>,
+    msg: Message,
+    mut try_send: impl FnMut(Message) -> Result<Option<Message>> + Send,
+) -> Result<()> {
+    let mut msg = Some(msg);
+    wait_for_pipe(sh, deadline, || match try_send(msg.take()?) {
+        Ok(None) => Some(Ok(())),
+        Ok(Some(m)) => {
+            msg = Some(m);
+            None
+        }
+        Err(e) => Some(Err(e)),
+    })
+    .await?
+}
+
 /// The error for an operation a protocol does not have.
 pub(crate) fn unsupported(op: &'static str, protocol: Protocol) -> Error {
     Error::NotSupported { op, protocol: protocol.name() }
@@ -402,14 +440,18 @@ mod tests {
         ) {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             rt.block_on(async {
-                for protocol in Protocol::ALL {
-                    let opts = Options::with_buffers(4, 4);
+                for (protocol, raw) in Protocol::ALL.into_iter().flat_map(|p| [(p, false), (p, true)]) {
+                    let mut opts = Options::with_buffers(4, 4);
+                    opts.raw = raw;
                     let sh = Shared::for_test(opts.clone());
                     let proto = AnyProto::new(protocol, &opts);
                     let pipe = Arc::new(Pipe::new(PipeId(7), 4, CancellationToken::new(), "test".into()));
                     let _ = proto.add_pipe(&sh, &pipe);
-                    // Open a request or survey so that replies have something to match.
-                    let _ = proto.try_send(&sh, 0, Message::new("question"));
+                    // Open a request or survey so that replies have something to match; raw
+                    // sockets get a header that names the pipe.
+                    let mut question = Message::new("question");
+                    question.header = Bytes::copy_from_slice(&[&pipe.id.0.to_be_bytes()[..], &[0x80, 0, 0, 1]].concat());
+                    let _ = proto.try_send(&sh, 0, question);
                     let mut batch: VecDeque<Message> = payloads
                         .iter()
                         .map(|p| {

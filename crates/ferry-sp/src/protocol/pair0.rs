@@ -59,6 +59,10 @@ impl ProtoOps for Pair0 {
         self.inbox.resize(opts);
     }
 
+    fn recv_queue_len(&self) -> usize {
+        self.inbox.len()
+    }
+
     fn close(&self) {
         self.inbox.close();
     }

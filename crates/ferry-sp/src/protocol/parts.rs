@@ -2,7 +2,7 @@
 //! monogamous socket, and the inbox of received messages.
 
 use crate::error::{Error, Result};
-use crate::message::Message;
+use crate::message::{Message, PipeId};
 use crate::options::Options;
 use crate::pipe::Pipe;
 use crate::queue::{MsgQueue, PushError};
@@ -117,15 +117,20 @@ impl Inbox {
         Inbox(MsgQueue::new(opts.recv_buffer))
     }
 
-    fn tagged(pipe: &Pipe, payload: Bytes) -> Message {
-        let mut m = Message::new(payload);
+    fn tagged(pipe: &Pipe, header: Bytes, body: Bytes) -> Message {
+        let mut m = Message::with_header(header, body);
         m.pipe = Some(pipe.id);
         m
     }
 
     /// Queues, waiting for room: the pipe stops being read, which pushes back on the peer.
     pub(crate) async fn deliver(&self, pipe: &Pipe, payload: Bytes) -> Result<()> {
-        self.0.push(Self::tagged(pipe, payload), None).await.map_err(|(e, _)| e)
+        self.deliver_with(pipe, Bytes::new(), payload).await
+    }
+
+    /// [`Inbox::deliver`] with a header, for raw sockets.
+    pub(crate) async fn deliver_with(&self, pipe: &Pipe, header: Bytes, body: Bytes) -> Result<()> {
+        self.0.push(Self::tagged(pipe, header, body), None).await.map_err(|(e, _)| e)
     }
 
     /// Queues a batch of tagged messages, waiting for room for all of them.
@@ -134,13 +139,19 @@ impl Inbox {
     }
 
     /// Queues, dropping the oldest message when full (a slow reader sees the newest).
-    pub(crate) fn deliver_dropping_oldest(&self, pipe: &Pipe, payload: Bytes) {
-        self.0.push_drop_oldest(Self::tagged(pipe, payload));
+    /// Returns whether a message was dropped.
+    pub(crate) fn deliver_dropping_oldest(&self, pipe: &Pipe, payload: Bytes) -> bool {
+        self.0.push_drop_oldest(Self::tagged(pipe, Bytes::new(), payload)).is_some()
     }
 
-    /// Queues, or drops this message when full.
-    pub(crate) fn deliver_or_drop(&self, pipe: &Pipe, payload: Bytes) {
-        let _ = self.0.try_push(Self::tagged(pipe, payload));
+    /// Queues, or drops this message when full. Returns whether it was dropped.
+    pub(crate) fn deliver_or_drop(&self, pipe: &Pipe, header: Bytes, body: Bytes) -> bool {
+        matches!(self.0.try_push(Self::tagged(pipe, header, body)), Err(PushError::Full(_)))
+    }
+
+    /// Messages waiting (for statistics).
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
     }
 
     pub(crate) fn try_recv(&self) -> Result<Option<Message>> {
@@ -158,4 +169,16 @@ impl Inbox {
     pub(crate) fn close(&self) {
         self.0.close();
     }
+}
+
+/// A pipe id as the one-word header raw REP, RESPONDENT and BUS sockets put in front of what
+/// they receive (the top bit is clear: pipe ids are below 2^31).
+pub(crate) fn pipe_word(id: PipeId) -> Bytes {
+    Bytes::copy_from_slice(&id.0.to_be_bytes())
+}
+
+/// Splits the pipe id off the front of a raw send's header: `(pipe, rest of the header)`.
+pub(crate) fn take_pipe_word(header: &Bytes) -> Option<(PipeId, Bytes)> {
+    let word: [u8; 4] = header.get(..4)?.try_into().ok()?;
+    Some((PipeId(u32::from_be_bytes(word)), header.slice(4..)))
 }

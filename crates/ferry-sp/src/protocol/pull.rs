@@ -57,6 +57,10 @@ impl ProtoOps for Pull {
         self.inbox.resize(opts);
     }
 
+    fn recv_queue_len(&self) -> usize {
+        self.inbox.len()
+    }
+
     fn close(&self) {
         self.inbox.close();
     }

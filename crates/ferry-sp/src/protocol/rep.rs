@@ -6,16 +6,24 @@
 //! They differ in two ways: a REP reply waits behind a busy pipe (as NNG does), a RESPONDENT
 //! reply is dropped if its pipe is full; a reply whose pipe is gone is discarded silently
 //! by both.
+//!
+//! Raw mode (the client-facing side of a device, NNG's xrep) keeps no reply state: a
+//! request is received with its pipe id in front of the backtrace as the header, and a send
+//! goes to the pipe its header's first word names, with the rest of the header in front of
+//! the body. As in NNG, a raw reply is dropped if that pipe is gone or its queue is full,
+//! so that one client that does not read cannot stall a device's replies to the others.
 
 use super::backtrace;
-use super::{CtxId, ProtoOps, Protocol};
+use super::parts::take_pipe_word;
+use super::{unsupported, CtxId, ProtoOps, Protocol};
 use crate::error::{Error, Result};
 use crate::message::{Message, PipeId};
 use crate::options::Options;
 use crate::pipe::Pipe;
 use crate::queue::{MsgQueue, PushError};
 use crate::socket::Shared;
-use bytes::Bytes;
+use crate::stats::DropReason;
+use bytes::{BufMut, Bytes, BytesMut};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::time::Instant;
@@ -38,7 +46,8 @@ pub(crate) struct Responder {
     /// Requests in arrival order; `header` holds the backtrace.
     rq: MsgQueue<Message>,
     st: Mutex<State>,
-    reply_waits: bool,
+    protocol: Protocol,
+    raw: bool,
 }
 
 impl Responder {
@@ -46,8 +55,17 @@ impl Responder {
         self.st.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Remembers where the reply to a received request goes, and hands its body over.
+    /// Remembers where the reply to a received request goes, and hands its body over; or,
+    /// raw, hands over the request with its pipe id in front of its backtrace.
     fn accept(&self, ctx: CtxId, mut m: Message) -> Result<Message> {
+        if self.raw {
+            let id = m.pipe.ok_or(Error::Protocol("request without a pipe"))?;
+            let mut header = BytesMut::with_capacity(4 + m.header.len());
+            header.put_u32(id.get());
+            header.extend_from_slice(&m.header);
+            m.header = header.freeze();
+            return Ok(m);
+        }
         let pipe = m.pipe.ok_or(Error::Protocol("request without a pipe"))?;
         let backtrace = std::mem::take(&mut m.header);
         match self.st().ctxs.get_mut(&ctx) {
@@ -63,7 +81,7 @@ impl ProtoOps for Responder {
         let mut st = State::default();
         st.ctxs.insert(0, None);
         st.next_ctx = 1;
-        Responder { rq: MsgQueue::new(opts.recv_buffer), st: Mutex::new(st), reply_waits: protocol == Protocol::Rep }
+        Responder { rq: MsgQueue::new(opts.recv_buffer), st: Mutex::new(st), protocol, raw: opts.raw }
     }
 
     fn buffers() -> (usize, usize) {
@@ -83,6 +101,7 @@ impl ProtoOps for Responder {
         match backtrace::split(payload, sh.ttl_max())? {
             None => {
                 tracing::debug!(pipe = %pipe.id, "request over ttl-max dropped");
+                sh.stats.dropped(Some(&pipe.stats), DropReason::TtlExceeded);
                 Ok(())
             }
             Some((backtrace, body)) => {
@@ -102,26 +121,48 @@ impl ProtoOps for Responder {
         self.accept(ctx, m)
     }
 
-    fn try_send(&self, _: &Shared, ctx: CtxId, msg: Message) -> Result<Option<Message>> {
+    fn try_send(&self, sh: &Shared, ctx: CtxId, msg: Message) -> Result<Option<Message>> {
+        if self.raw {
+            let (id, backtrace) =
+                take_pipe_word(&msg.header).ok_or(Error::BadHeader("the header must start with the pipe id"))?;
+            match self.st().pipes.get(&id) {
+                Some(pipe) => {
+                    if let Err(PushError::Full(_)) = pipe.queue.try_push(Message::with_header(backtrace, msg.body)) {
+                        sh.stats.dropped(Some(&pipe.stats), DropReason::QueueFull);
+                    }
+                }
+                None => sh.stats.dropped(None, DropReason::NoPipe),
+            }
+            return Ok(None);
+        }
         let mut st = self.st();
         let slot = st.ctxs.get_mut(&ctx).ok_or(Error::Closed)?;
         let to = slot.take().ok_or(Error::BadState)?;
         let Some(pipe) = st.pipes.get(&to.pipe).cloned() else {
-            return Ok(None); // The requester is gone; nobody is waiting for this reply.
+            // The requester is gone; nobody is waiting for this reply.
+            sh.stats.dropped(None, DropReason::NoPipe);
+            return Ok(None);
         };
         match pipe.queue.try_push(Message::with_header(to.backtrace.clone(), msg.body)) {
-            Err(PushError::Full(wire)) if self.reply_waits => {
+            Err(PushError::Full(wire)) if self.protocol == Protocol::Rep => {
                 // Keep the request so that the wait (or a later send) can still answer it.
                 if let Some(slot) = st.ctxs.get_mut(&ctx) {
                     *slot = Some(to);
                 }
                 Ok(Some(Message::new(wire.body)))
             }
+            Err(PushError::Full(_)) => {
+                sh.stats.dropped(Some(&pipe.stats), DropReason::QueueFull);
+                Ok(None)
+            }
             _ => Ok(None),
         }
     }
 
     fn open_context(&self, _: &Shared) -> Result<CtxId> {
+        if self.raw {
+            return Err(unsupported("contexts on raw sockets", self.protocol));
+        }
         let mut st = self.st();
         let id = st.next_ctx;
         st.next_ctx += 1;
@@ -135,6 +176,10 @@ impl ProtoOps for Responder {
 
     fn options_changed(&self, opts: &Options) {
         self.rq.set_capacity(opts.recv_buffer);
+    }
+
+    fn recv_queue_len(&self) -> usize {
+        self.rq.len()
     }
 
     fn close(&self) {

@@ -9,16 +9,23 @@
 //! - A new send on a context abandons its previous request ([`Error::Canceled`]); a receive
 //!   with no request outstanding is [`Error::BadState`].
 //! - Contexts share the socket's pipes and id space but keep their own request.
+//!
+//! Raw REQ (the worker-facing side of a REQ/REP device) keeps none of this: a send puts the
+//! caller's header (the backtrace, ending with a request id) and body on the next pipe with
+//! room, waiting for one as a request does, and is never resent; a reply is received with
+//! its backtrace as the header, whatever its id. Its receive queue holds `recv-buffer`
+//! replies (128 by default, as mangos' raw REQ) and pushes back on the pipes when full.
 
-use super::backtrace::IdAlloc;
-use super::parts::RoundRobin;
-use super::{split_u32, CtxId, ProtoOps, Protocol};
+use super::backtrace::{self, IdAlloc};
+use super::parts::{Inbox, RoundRobin};
+use super::{send_when_ready, split_u32, unsupported, CtxId, ProtoOps, Protocol};
 use crate::error::{Error, Result};
 use crate::message::{Message, PipeId};
 use crate::options::Options;
 use crate::pipe::Pipe;
 use crate::queue::deadline_after;
 use crate::socket::Shared;
+use crate::stats::DropReason;
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -98,6 +105,8 @@ impl State {
 
 pub(crate) struct Req {
     st: Mutex<State>,
+    /// Raw mode's receive queue; `None` for a cooked socket.
+    raw: Option<Inbox>,
 }
 
 impl Req {
@@ -123,11 +132,16 @@ impl ProtoOps for Req {
                 pipes: RoundRobin::default(),
                 resend: opts.req_resend_time,
             }),
+            raw: opts.raw.then(|| Inbox::new(opts)),
         }
     }
 
     fn buffers() -> (usize, usize) {
         (0, 0)
+    }
+
+    fn raw_buffers() -> (usize, usize) {
+        (0, 128)
     }
 
     fn add_pipe(&self, _: &Shared, pipe: &Arc<Pipe>) -> Result<()> {
@@ -158,11 +172,17 @@ impl ProtoOps for Req {
         }
     }
 
-    async fn pipe_recv(&self, _: &Shared, pipe: &Arc<Pipe>, mut payload: Bytes) -> Result<()> {
+    async fn pipe_recv(&self, sh: &Shared, pipe: &Arc<Pipe>, mut payload: Bytes) -> Result<()> {
+        if let Some(inbox) = &self.raw {
+            let (header, body) = backtrace::split_reply(payload)?;
+            return inbox.deliver_with(pipe, header, body).await;
+        }
         let id = split_u32(&mut payload).ok_or(Error::Protocol("reply shorter than its request id"))?;
         let mut st = self.st();
         let Some(ctx) = st.requests.get(&id).copied() else {
-            return Ok(()); // A late or duplicate reply.
+            // A late or duplicate reply.
+            sh.stats.dropped(Some(&pipe.stats), DropReason::UnknownRequest);
+            return Ok(());
         };
         if let Some(c) = st.ctxs.get_mut(&ctx) {
             if let Some(r) = c.request.as_mut().filter(|r| r.id == id && r.reply.is_none()) {
@@ -176,11 +196,18 @@ impl ProtoOps for Req {
     }
 
     fn try_send(&self, _: &Shared, _: CtxId, msg: Message) -> Result<Option<Message>> {
+        if self.raw.is_some() {
+            let wire = Message::with_header(msg.header, msg.body);
+            return Ok(self.st().pipes.try_send(wire).err());
+        }
         // A request always takes the async path: it must allocate an id and may wait.
         Ok(Some(msg))
     }
 
     async fn send(&self, sh: &Shared, ctx: CtxId, msg: Message, deadline: Option<Instant>) -> Result<()> {
+        if self.raw.is_some() {
+            return send_when_ready(sh, deadline, msg, |m| self.try_send(sh, ctx, m)).await;
+        }
         let id = {
             let mut st = self.st();
             let st = &mut *st;
@@ -213,7 +240,14 @@ impl ProtoOps for Req {
         }
     }
 
+    fn try_recv(&self, _: &Shared, _: CtxId) -> Result<Option<Message>> {
+        self.raw.as_ref().map_or(Ok(None), Inbox::try_recv)
+    }
+
     async fn recv(&self, sh: &Shared, ctx: CtxId, deadline: Option<Instant>) -> Result<Message> {
+        if let Some(inbox) = &self.raw {
+            return inbox.recv(deadline).await;
+        }
         let (id, changed) = {
             let st = self.st();
             let c = st.ctxs.get(&ctx).ok_or(Error::Closed)?;
@@ -277,6 +311,9 @@ impl ProtoOps for Req {
     }
 
     fn open_context(&self, _: &Shared) -> Result<CtxId> {
+        if self.raw.is_some() {
+            return Err(unsupported("contexts on raw sockets", Protocol::Req));
+        }
         let mut st = self.st();
         let id = st.next_ctx;
         st.next_ctx += 1;
@@ -293,11 +330,22 @@ impl ProtoOps for Req {
         }
     }
 
+    fn recv_queue_len(&self) -> usize {
+        let replies = self.st().ctxs.values().filter(|c| c.request.as_ref().is_some_and(|r| r.reply.is_some())).count();
+        replies + self.raw.as_ref().map_or(0, Inbox::len)
+    }
+
     fn options_changed(&self, opts: &Options) {
         self.st().resend = opts.req_resend_time;
+        if let Some(inbox) = &self.raw {
+            inbox.resize(opts);
+        }
     }
 
     fn close(&self) {
+        if let Some(inbox) = &self.raw {
+            inbox.close();
+        }
         for c in self.st().ctxs.values() {
             c.changed.notify_waiters();
         }

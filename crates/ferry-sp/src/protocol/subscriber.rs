@@ -2,6 +2,9 @@
 //! one of its subscriptions (byte prefixes; the empty prefix matches all). With no
 //! subscription nothing is delivered. A full receive queue drops its oldest message, so a
 //! slow subscriber sees the newest data (NNG's `sub:prefnew`).
+//!
+//! Raw SUB filters nothing: it receives every message (what a PUB/SUB device forwards), and
+//! refuses subscriptions.
 
 use super::parts::Inbox;
 use super::{unsupported, CtxId, ProtoOps, Protocol};
@@ -10,6 +13,7 @@ use crate::message::Message;
 use crate::options::{Options, SockOpt};
 use crate::pipe::Pipe;
 use crate::socket::Shared;
+use crate::stats::DropReason;
 use bytes::Bytes;
 use std::sync::{Arc, RwLock};
 use tokio::time::Instant;
@@ -17,6 +21,7 @@ use tokio::time::Instant;
 pub(crate) struct Sub {
     topics: RwLock<Vec<Bytes>>,
     inbox: Inbox,
+    raw: bool,
 }
 
 impl Sub {
@@ -28,7 +33,7 @@ impl Sub {
 
 impl ProtoOps for Sub {
     fn new(_: Protocol, opts: &Options) -> Self {
-        Sub { topics: RwLock::new(Vec::new()), inbox: Inbox::new(opts) }
+        Sub { topics: RwLock::new(Vec::new()), inbox: Inbox::new(opts), raw: opts.raw }
     }
 
     fn buffers() -> (usize, usize) {
@@ -41,9 +46,13 @@ impl ProtoOps for Sub {
 
     fn remove_pipe(&self, _: &Shared, _: &Arc<Pipe>) {}
 
-    async fn pipe_recv(&self, _: &Shared, pipe: &Arc<Pipe>, payload: Bytes) -> Result<()> {
-        if self.matches(&payload) {
-            self.inbox.deliver_dropping_oldest(pipe, payload);
+    async fn pipe_recv(&self, sh: &Shared, pipe: &Arc<Pipe>, payload: Bytes) -> Result<()> {
+        if self.raw || self.matches(&payload) {
+            if self.inbox.deliver_dropping_oldest(pipe, payload) {
+                sh.stats.dropped(Some(&pipe.stats), DropReason::RecvQueueFull);
+            }
+        } else {
+            sh.stats.filtered(&pipe.stats);
         }
         Ok(())
     }
@@ -61,6 +70,10 @@ impl ProtoOps for Sub {
     }
 
     fn set_option(&self, _: &Shared, opt: &SockOpt) -> Result<()> {
+        if self.raw && matches!(opt, SockOpt::Subscribe(_) | SockOpt::Unsubscribe(_)) {
+            let reason = "raw sub sockets receive everything and take no subscriptions".into();
+            return Err(Error::InvalidOption { name: opt.name(), reason });
+        }
         let mut topics = self.topics.write().unwrap_or_else(|e| e.into_inner());
         match opt {
             SockOpt::Subscribe(t) => {
@@ -84,6 +97,10 @@ impl ProtoOps for Sub {
 
     fn options_changed(&self, opts: &Options) {
         self.inbox.resize(opts);
+    }
+
+    fn recv_queue_len(&self) -> usize {
+        self.inbox.len()
     }
 
     fn close(&self) {

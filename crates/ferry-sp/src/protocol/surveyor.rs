@@ -3,16 +3,22 @@
 //! ([`Error::Timeout`]); after it, or with no survey, a receive is [`Error::BadState`].
 //! Surveys are never resent. A new survey on a context abandons the previous one. Each
 //! context keeps up to `recv-buffer` answers and drops the rest.
+//!
+//! Raw SURVEYOR (the respondent-facing side of a survey device) has no survey state and no
+//! timer: a send puts the caller's header (backtrace and survey id) and body on every pipe
+//! that has room, and every response is received with its backtrace as the header, into a
+//! queue of `recv-buffer` that pushes back on the pipes when full.
 
-use super::backtrace::IdAlloc;
-use super::parts::RoundRobin;
-use super::{split_u32, CtxId, ProtoOps, Protocol};
+use super::backtrace::{self, IdAlloc};
+use super::parts::{Inbox, RoundRobin};
+use super::{split_u32, unsupported, CtxId, ProtoOps, Protocol};
 use crate::error::{Error, Result};
 use crate::message::Message;
 use crate::options::Options;
 use crate::pipe::Pipe;
-use crate::queue::{deadline_after, MsgQueue};
+use crate::queue::{deadline_after, MsgQueue, PushError};
 use crate::socket::Shared;
+use crate::stats::DropReason;
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -49,6 +55,8 @@ impl State {
 
 pub(crate) struct Surveyor {
     st: Mutex<State>,
+    /// Raw mode's receive queue; `None` for a cooked socket.
+    raw: Option<Inbox>,
 }
 
 impl Surveyor {
@@ -70,6 +78,7 @@ impl ProtoOps for Surveyor {
                 pipes: RoundRobin::default(),
                 recv_buffer: opts.recv_buffer,
             }),
+            raw: opts.raw.then(|| Inbox::new(opts)),
         }
     }
 
@@ -90,7 +99,11 @@ impl ProtoOps for Surveyor {
         self.st().pipes.remove(pipe);
     }
 
-    async fn pipe_recv(&self, _: &Shared, pipe: &Arc<Pipe>, mut payload: Bytes) -> Result<()> {
+    async fn pipe_recv(&self, sh: &Shared, pipe: &Arc<Pipe>, mut payload: Bytes) -> Result<()> {
+        if let Some(inbox) = &self.raw {
+            let (header, body) = backtrace::split_reply(payload)?;
+            return inbox.deliver_with(pipe, header, body).await;
+        }
         let id = split_u32(&mut payload).ok_or(Error::Protocol("survey response shorter than its id"))?;
         let st = self.st();
         let answers = st
@@ -101,15 +114,28 @@ impl ProtoOps for Surveyor {
             .filter(|s| s.id == id && s.ends > Instant::now())
             .map(|s| s.answers.clone());
         drop(st);
-        if let Some(answers) = answers {
-            let mut m = Message::new(payload);
-            m.pipe = Some(pipe.id);
-            let _ = answers.try_push(m);
+        let Some(answers) = answers else {
+            sh.stats.dropped(Some(&pipe.stats), DropReason::SurveyExpired);
+            return Ok(());
+        };
+        let mut m = Message::new(payload);
+        m.pipe = Some(pipe.id);
+        if let Err(PushError::Full(_)) = answers.try_push(m) {
+            sh.stats.dropped(Some(&pipe.stats), DropReason::RecvQueueFull);
         }
         Ok(())
     }
 
     fn try_send(&self, sh: &Shared, ctx: CtxId, msg: Message) -> Result<Option<Message>> {
+        if self.raw.is_some() {
+            let wire = Message::with_header(msg.header, msg.body);
+            for p in self.st().pipes.all() {
+                if let Err(PushError::Full(_)) = p.queue.try_push(wire.clone()) {
+                    sh.stats.dropped(Some(&p.stats), DropReason::QueueFull);
+                }
+            }
+            return Ok(None);
+        }
         let mut guard = self.st();
         let st = &mut *guard;
         if !st.ctxs.contains_key(&ctx) {
@@ -128,12 +154,21 @@ impl ProtoOps for Surveyor {
         let wire = Message::with_header(Bytes::copy_from_slice(&id.to_be_bytes()), msg.body);
         for p in st.pipes.all() {
             // A busy respondent misses the survey rather than delaying the others.
-            let _ = p.queue.try_push(wire.clone());
+            if let Err(PushError::Full(_)) = p.queue.try_push(wire.clone()) {
+                sh.stats.dropped(Some(&p.stats), DropReason::QueueFull);
+            }
         }
         Ok(None)
     }
 
+    fn try_recv(&self, _: &Shared, _: CtxId) -> Result<Option<Message>> {
+        self.raw.as_ref().map_or(Ok(None), Inbox::try_recv)
+    }
+
     async fn recv(&self, _: &Shared, ctx: CtxId, deadline: Option<Instant>) -> Result<Message> {
+        if let Some(inbox) = &self.raw {
+            return inbox.recv(deadline).await;
+        }
         let (id, ends, answers) = {
             let mut st = self.st();
             let survey = st.ctxs.get(&ctx).ok_or(Error::Closed)?.as_ref().ok_or(Error::BadState)?;
@@ -155,6 +190,9 @@ impl ProtoOps for Surveyor {
     }
 
     fn open_context(&self, _: &Shared) -> Result<CtxId> {
+        if self.raw.is_some() {
+            return Err(unsupported("contexts on raw sockets", Protocol::Surveyor));
+        }
         let mut st = self.st();
         let id = st.next_ctx;
         st.next_ctx += 1;
@@ -168,7 +206,15 @@ impl ProtoOps for Surveyor {
         st.ctxs.remove(&ctx);
     }
 
+    fn recv_queue_len(&self) -> usize {
+        let answers: usize = self.st().ctxs.values().flatten().map(|s| s.answers.len()).sum();
+        answers + self.raw.as_ref().map_or(0, Inbox::len)
+    }
+
     fn options_changed(&self, opts: &Options) {
+        if let Some(inbox) = &self.raw {
+            inbox.resize(opts);
+        }
         let mut st = self.st();
         st.recv_buffer = opts.recv_buffer;
         for p in st.pipes.all() {
@@ -177,6 +223,9 @@ impl ProtoOps for Surveyor {
     }
 
     fn close(&self) {
+        if let Some(inbox) = &self.raw {
+            inbox.close();
+        }
         let mut st = self.st();
         let ctxs: Vec<CtxId> = st.ctxs.keys().copied().collect();
         for c in ctxs {
