@@ -24,6 +24,7 @@ use bytes::Bytes;
 use std::fs::{File, OpenOptions};
 use std::io::{IoSlice, Write};
 use std::path::PathBuf;
+use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::sync::{Arc, MutexGuard, OnceLock, PoisonError};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{oneshot, Notify};
@@ -99,10 +100,20 @@ impl Queue {
 }
 
 /// The completion of one batch, shared by its appenders.
+///
+/// Waking hundreds of tasks from the writer thread is expensive (each wake from outside
+/// the runtime goes through its shared queue), so the writer wakes one task, the batch's
+/// first appender (the leader), which wakes the others from inside the runtime. If the
+/// leader stops waiting, the writer wakes everyone itself.
 #[derive(Default)]
 pub(crate) struct Batch {
     outcome: OnceLock<Outcome>,
+    /// The other appenders wait here.
     done: Notify,
+    /// The leader waits here.
+    leader: Notify,
+    /// Set once the leader no longer waits (it passed the wake on, or it was dropped).
+    leader_gone: AtomicBool,
 }
 
 struct Outcome {
@@ -111,11 +122,26 @@ struct Outcome {
     error: Option<Error>,
 }
 
+/// The leader's promise to pass the wake on, kept even if its future is dropped.
+struct Leader<'a>(&'a Batch);
+
+impl Drop for Leader<'_> {
+    fn drop(&mut self) {
+        let b = self.0;
+        b.leader_gone.store(true, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        if b.outcome.get().is_some() {
+            b.done.notify_waiters();
+        }
+    }
+}
+
 impl Batch {
     /// Waits for the writer and returns the result of the record at `index`.
     pub(crate) async fn wait(&self, index: usize) -> Result<Appended> {
+        let (waiting_on, _leader) = if index == 0 { (&self.leader, Some(Leader(self))) } else { (&self.done, None) };
         loop {
-            let notified = self.done.notified();
+            let notified = waiting_on.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             if let Some(o) = self.outcome.get() {
@@ -130,7 +156,12 @@ impl Batch {
 
     fn complete(&self, outcome: Outcome) {
         let _ = self.outcome.set(outcome);
-        self.done.notify_waiters();
+        fence(Ordering::SeqCst);
+        if self.leader_gone.load(Ordering::SeqCst) {
+            self.done.notify_waiters();
+        }
+        // A permit if the leader is not waiting yet: it then finds the outcome at once.
+        self.leader.notify_one();
     }
 }
 

@@ -353,3 +353,30 @@ async fn unsynced_appends_complete_without_a_sync_and_share_order() {
     // The next durable append runs into the failing sync.
     assert!(log.append(payload(2)).await.is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appenders_complete_even_when_others_in_their_batch_give_up() {
+    // The first appender of a batch passes the writer's wake-up on to the others; when it
+    // is cancelled instead, the others must still hear about their records.
+    let dir = tempfile::tempdir().unwrap();
+    let log = small().open(dir.path()).unwrap();
+    for round in 0..100u64 {
+        let mut tasks = Vec::new();
+        for i in 0..8u64 {
+            let log = log.clone();
+            tasks.push(tokio::spawn(async move {
+                let append = log.append(payload(round * 8 + i));
+                if i % 2 == 0 {
+                    // Gives up almost at once: often while waiting as a batch's leader.
+                    let _ = tokio::time::timeout(Duration::from_micros(1), append).await;
+                    true
+                } else {
+                    tokio::time::timeout(Duration::from_secs(10), append).await.is_ok_and(|r| r.is_ok())
+                }
+            }));
+        }
+        for t in tasks {
+            assert!(t.await.unwrap(), "round {round}: an appender never heard back");
+        }
+    }
+}

@@ -1,9 +1,9 @@
 //! `ferry bench log`: durable appends per second of ferry-log, next to the raw rate of the
 //! same disk for one record per `write` + `fdatasync`, measured in the same run.
 //!
-//! For each record size, every round measures the raw loop and then the log with each
-//! number of concurrent appenders, back to back in fresh directories under `--dir`, so that
-//! drift on a shared machine hits both alike. The ratio of each round is log ÷ raw; the
+//! For each record size and number of concurrent appenders, every round measures the raw
+//! loop and then the log, back to back in fresh directories under `--dir`, so that drift on
+//! a shared machine hits both alike. The ratio of each round is log ÷ raw; the
 //! table shows the median over the rounds. Group commit is what makes the ratio large: one
 //! sync covers every record queued while the previous one ran.
 
@@ -128,10 +128,12 @@ pub(crate) fn run(args: &LogArgs) -> anyhow::Result<ExitCode> {
     bar.enable_steady_tick(Duration::from_millis(200));
     for round in 1..=rounds {
         for &size in &sizes {
-            bar.set_message(format!("round {round}/{rounds}: raw write+fdatasync, {size} B"));
-            settle();
-            let raw = raw_rate(&args.dir, size, duration)?;
             for row in rows.iter_mut().filter(|r| r.size == size) {
+                // The raw rate right before each log run: this disk's speed drifts by 2×
+                // within a minute, so only adjacent runs compare.
+                bar.set_message(format!("round {round}/{rounds}: raw write+fdatasync, {size} B"));
+                settle();
+                let raw = raw_rate(&args.dir, size, duration)?;
                 bar.set_message(format!("round {round}/{rounds}: ferry-log, {size} B × {} appenders", row.appenders));
                 settle();
                 let rate = runtime.block_on(log_rate(&args.dir, size, row.appenders, args.durability, duration))?;
