@@ -114,3 +114,28 @@ impl Acceptor for TcpAcceptor {
         self.url.clone()
     }
 }
+
+/// Accepts the next connection for a listener whose handshakes run on their own tasks (tls,
+/// ws): NODELAY set, a pause after an accept error (e.g. out of file descriptors) instead of
+/// a spin, and `None` once `stop` is cancelled.
+#[cfg(any(feature = "transport-ws", feature = "transport-tls"))]
+pub(crate) async fn accept_next(
+    listener: &TcpListener,
+    stop: &tokio_util::sync::CancellationToken,
+) -> Option<(TcpStream, SocketAddr)> {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return None,
+            r = listener.accept() => match r {
+                Ok((tcp, remote)) => {
+                    let _ = tcp.set_nodelay(true);
+                    return Some((tcp, remote));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            },
+        }
+    }
+}

@@ -22,7 +22,6 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
 use std::io;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
@@ -167,20 +166,7 @@ pub(crate) async fn bind(addr: TcpAddr<'_>, tls: &TlsOptions) -> Result<TlsTcpAc
 }
 
 async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, tx: mpsc::Sender<Conn>, stop: CancellationToken) {
-    loop {
-        let (tcp, remote) = tokio::select! {
-            _ = stop.cancelled() => return,
-            r = listener.accept() => match r {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    // E.g. out of file descriptors: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = tcp.set_nodelay(true);
+    while let Some((tcp, remote)) = tcp::accept_next(&listener, &stop).await {
         let (acceptor, tx, stop) = (acceptor.clone(), tx.clone(), stop.clone());
         tokio::spawn(async move {
             let shake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp));

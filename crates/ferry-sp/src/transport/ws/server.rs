@@ -24,7 +24,6 @@ use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
-use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -148,20 +147,7 @@ async fn serve<T>(listener: TcpListener, tls: Option<T>, routes: Arc<Routes>, st
 where
     T: TlsAccept,
 {
-    loop {
-        let (tcp, remote) = tokio::select! {
-            _ = stop.cancelled() => return,
-            r = listener.accept() => match r {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    // E.g. out of file descriptors: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = tcp.set_nodelay(true);
+    while let Some((tcp, remote)) = tcp::accept_next(&listener, &stop).await {
         let (tls, routes, stop) = (tls.clone(), routes.clone(), stop.clone());
         tokio::spawn(async move {
             let work = tokio::time::timeout(HANDSHAKE_TIMEOUT, upgrade_one(tcp, remote, tls, &routes));
