@@ -14,7 +14,6 @@ use super::{dedup, parse_seconds, parse_size};
 use anyhow::Context as _;
 use bytes::Bytes;
 use ferry_broker::{Broker, Durability, NewMessage, ReceiveRequest, Settings};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -125,11 +124,7 @@ pub(crate) fn run(args: &BrokerArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    let bar = ProgressBar::with_draw_target(Some(rounds as u64 * rows.len() as u64), ProgressDrawTarget::stderr());
-    if let Ok(style) = ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg}") {
-        bar.set_style(style);
-    }
-    bar.enable_steady_tick(Duration::from_millis(200));
+    let bar = super::progress(rounds as u64 * rows.len() as u64);
     for round in 1..=rounds {
         for row in &mut rows {
             let d = row.durability.unwrap_or_default();

@@ -11,7 +11,6 @@ use super::{dedup, parse_seconds, parse_size};
 use anyhow::Context as _;
 use bytes::Bytes;
 use ferry_log::{Durability, LogOptions};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -121,11 +120,7 @@ pub(crate) fn run(args: &LogArgs) -> anyhow::Result<ExitCode> {
             })
         })
         .collect();
-    let bar = ProgressBar::with_draw_target(Some(rounds as u64 * rows.len() as u64), ProgressDrawTarget::stderr());
-    if let Ok(style) = ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg}") {
-        bar.set_style(style);
-    }
-    bar.enable_steady_tick(Duration::from_millis(200));
+    let bar = super::progress(rounds as u64 * rows.len() as u64);
     for round in 1..=rounds {
         for &size in &sizes {
             for row in rows.iter_mut().filter(|r| r.size == size) {

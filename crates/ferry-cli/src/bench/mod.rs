@@ -361,6 +361,16 @@ impl Settings {
     }
 }
 
+/// The progress bar every benchmark shows on stderr, for `len` measurements.
+pub(crate) fn progress(len: u64) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg}") {
+        bar.set_style(style);
+    }
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
 fn dedup<T: PartialEq + Copy>(v: &mut Vec<T>) {
     let mut seen = Vec::with_capacity(v.len());
     v.retain(|x| {
@@ -438,11 +448,7 @@ async fn measure_all(
         .map(|t| systems.iter().filter(|s| **s != System::Floor || t.has_floor()).count())
         .sum();
     let total = settings.rounds as usize * settings.workloads.len() * runs_per_workload;
-    let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
-    if let Ok(style) = ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg}") {
-        bar.set_style(style);
-    }
-    bar.enable_steady_tick(Duration::from_millis(200));
+    let bar = progress(total as u64);
     let mut n = 0;
     // Whole rounds repeat, and within a round the systems run back to back for each
     // workload and transport, so that drift on a shared machine hits all columns alike.
