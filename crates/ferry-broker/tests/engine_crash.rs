@@ -9,11 +9,10 @@
 //! The child is this same test binary, started with `--ignored --exact crash_child`.
 
 use ferry_broker::{Broker, BrokerOptions, Error, NewMessage, ReceiveRequest, Settings};
+use ferry_testkit::SelfChild;
 use rand::Rng;
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::io::Write;
 use std::time::Duration;
 
 const CHILD_ENV: &str = "FERRY_BROKER_CRASH_CHILD_DIR";
@@ -105,49 +104,21 @@ async fn drain(broker: &Broker) -> Vec<String> {
 #[test]
 fn sigkill_under_load_keeps_every_promise() {
     let dir = tempfile::tempdir().unwrap();
-    let exe = std::env::current_exe().unwrap();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let mut rng = rand::thread_rng();
     let (mut published, mut delivered, mut acked) = (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
     let mut busy_rounds = 0;
     for round in 0..ROUNDS {
-        let mut child = Command::new(&exe)
-            .args(["--ignored", "--exact", "crash_child", "--nocapture", "--test-threads=1"])
-            .env(CHILD_ENV, dir.path())
-            .env(ROUND_ENV, round.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel::<String>();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        loop {
-            match rx.recv_timeout(Duration::from_secs(60)) {
-                Ok(line) if line.contains("READY") => break,
-                Ok(_) => {}
-                Err(e) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!("round {round}: the child never got ready: {e:?}");
-                }
-            }
-        }
+        let round_env = round.to_string();
+        let env = [(CHILD_ENV, dir.path().as_os_str()), (ROUND_ENV, std::ffi::OsStr::new(&round_env))];
+        let child = SelfChild::spawn("crash_child", &env);
+        child.wait_for("READY", Duration::from_secs(60)).unwrap_or_else(|e| panic!("round {round}: {e}"));
         std::thread::sleep(Duration::from_millis(rng.gen_range(20..250)));
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-        reader.join().unwrap();
+        let lines = child.kill(); // SIGKILL
 
         let (mut pubs, mut acks) = (0, 0);
-        for line in rx.try_iter() {
-            let line = line.trim_start_matches(|c| c != 'P' && c != 'R' && c != 'A');
+        for line in lines {
+            let line = line.trim_start_matches(|c| c != 'P' && c != 'R' && c != 'A').to_string();
             if let Some(b) = line.strip_prefix("PUB ") {
                 published.insert(b.to_string());
                 pubs += 1;

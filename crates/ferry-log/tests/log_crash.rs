@@ -9,11 +9,10 @@
 
 use bytes::Bytes;
 use ferry_log::{Durability, Log, LogOptions};
+use ferry_testkit::SelfChild;
 use rand::Rng;
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::io::Write;
 use std::time::Duration;
 
 const CHILD_ENV: &str = "FERRY_LOG_CRASH_CHILD_DIR";
@@ -68,50 +67,19 @@ async fn futures_join(tasks: Vec<tokio::task::JoinHandle<()>>) {
 #[test]
 fn sigkill_under_load_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
-    let exe = std::env::current_exe().unwrap();
     let mut acked: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
     let mut rng = rand::thread_rng();
     let mut total_kills = 0;
     let mut acks_per_round = Vec::new();
     let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
     for round in 0..ROUNDS {
-        let mut child = Command::new(&exe)
-            .args(["--ignored", "--exact", "crash_child", "--nocapture", "--test-threads=1"])
-            .env(CHILD_ENV, dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel::<String>();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let child = SelfChild::spawn("crash_child", &[(CHILD_ENV, dir.path().as_os_str())]);
         // Wait (bounded) until the child has opened the log, then let it run a little.
-        let mut lines = Vec::new();
-        loop {
-            match rx.recv_timeout(Duration::from_secs(60)) {
-                // libtest may print its own "test crash_child ... " in front of the first line.
-                Ok(line) if line.contains("READY") => break,
-                Ok(line) => lines.push(line),
-                Err(e) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!("round {round}: the child never got ready: {e:?}");
-                }
-            }
-        }
+        let mut lines =
+            child.wait_for("READY", Duration::from_secs(60)).unwrap_or_else(|e| panic!("round {round}: {e}"));
         std::thread::sleep(Duration::from_millis(rng.gen_range(5..120)));
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
+        lines.extend(child.kill()); // SIGKILL
         total_kills += 1;
-        reader.join().unwrap();
-        lines.extend(rx.try_iter());
 
         let mut new_acks = 0;
         for line in lines.iter().filter_map(|l| l.split_once("ACK ").map(|(_, rest)| rest)) {

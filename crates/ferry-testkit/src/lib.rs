@@ -216,3 +216,72 @@ pub fn wait_for_ipc(url: &str, limit: Duration) -> bool {
     let path = url.trim_start_matches("ipc://").to_string();
     eventually(limit, || Path::new(&path).exists())
 }
+
+/// A second copy of the running test binary that runs one `#[ignore]`d test: how a crash
+/// test starts the process it will kill. Its standard output arrives line by line on a
+/// channel; it is killed (SIGKILL) when dropped.
+pub struct SelfChild {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    reader: Option<thread::JoinHandle<()>>,
+}
+
+impl SelfChild {
+    /// Starts `--ignored --exact <test>` of this binary with `env` added.
+    pub fn spawn(test: &str, env: &[(&str, &std::ffi::OsStr)]) -> SelfChild {
+        let exe = std::env::current_exe().expect("the test binary's path");
+        let mut cmd = Command::new(exe);
+        cmd.args(["--ignored", "--exact", test, "--nocapture", "--test-threads=1"]);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null());
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {test}: {e}"));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, lines) = std::sync::mpsc::channel();
+        let reader = thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        SelfChild { child, lines, reader: Some(reader) }
+    }
+
+    /// Waits (at most `timeout`) for a line containing `marker`; returns the lines before
+    /// it, or an error saying why it never came.
+    pub fn wait_for(&self, marker: &str, timeout: Duration) -> Result<Vec<String>, String> {
+        let deadline = Instant::now() + timeout;
+        let mut before = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                // libtest may print its own "test name ... " in front of the first line.
+                Ok(line) if line.contains(marker) => return Ok(before),
+                Ok(line) => before.push(line),
+                Err(e) => return Err(format!("no line with {marker:?}: {e:?}")),
+            }
+        }
+    }
+
+    /// Kills the process with SIGKILL, waits for it, and returns every line it printed
+    /// that was not read yet.
+    pub fn kill(mut self) -> Vec<String> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+        self.lines.try_iter().collect()
+    }
+}
+
+impl Drop for SelfChild {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
