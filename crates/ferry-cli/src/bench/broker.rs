@@ -10,6 +10,7 @@
 //!
 //! The engine's overhead is publish ÷ log: the share of the log's rate the broker keeps.
 
+use super::disk::{closed_loop_rate, median, percentile, scratch, timing};
 use super::{dedup, parse_seconds, parse_size};
 use anyhow::Context as _;
 use bytes::Bytes;
@@ -87,26 +88,9 @@ struct Row {
     overhead: Vec<f64>,
 }
 
-fn median(v: &[f64]) -> f64 {
-    percentile(v, 0.5)
-}
-
-fn percentile(v: &[f64], p: f64) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(f64::total_cmp);
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v[((v.len() - 1) as f64 * p).round() as usize]
-}
-
 pub(crate) fn run(args: &BrokerArgs) -> anyhow::Result<ExitCode> {
     let _ = args.embedded;
-    let (duration, rounds) = if args.quick {
-        (Duration::from_millis(100), 1)
-    } else {
-        (args.duration.unwrap_or(Duration::from_secs(1)), args.rounds.unwrap_or(3))
-    };
+    let (duration, rounds) = timing(args.quick, args.duration, args.rounds);
     let mut sizes = args.sizes.clone();
     dedup(&mut sizes);
     let mut producers = args.producers.clone();
@@ -210,48 +194,6 @@ struct Measured {
     latencies_us: Vec<f64>,
 }
 
-fn scratch(dir: &Path, what: &str) -> anyhow::Result<tempfile::TempDir> {
-    // Each measurement starts from a flushed system (see `bench log`).
-    let _ = std::process::Command::new("sync").status();
-    tempfile::Builder::new()
-        .prefix(&format!("ferry-bench-{what}-"))
-        .tempdir_in(dir)
-        .with_context(|| format!("creating a directory in {}", dir.display()))
-}
-
-/// Runs `tasks` copies of `step` until `duration` after a warm-up; returns completions per
-/// second within the timed window.
-async fn rate<F, Fut>(tasks: u32, duration: Duration, step: F) -> anyhow::Result<f64>
-where
-    F: Fn(u32) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
-{
-    let step = Arc::new(step);
-    let start = Instant::now();
-    let (warm_end, end) = (start + duration / 5, start + duration / 5 + duration);
-    let counted = Arc::new(AtomicU64::new(0));
-    let mut handles = Vec::new();
-    for t in 0..tasks {
-        let (step, counted) = (step.clone(), counted.clone());
-        handles.push(tokio::spawn(async move {
-            loop {
-                step(t).await?;
-                let now = Instant::now();
-                if now >= end {
-                    return anyhow::Ok(());
-                }
-                if now >= warm_end {
-                    counted.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        }));
-    }
-    for h in handles {
-        h.await.context("benchmark task failed")??;
-    }
-    Ok(counted.load(Ordering::Relaxed) as f64 / duration.as_secs_f64())
-}
-
 async fn measure(
     dir: &Path,
     d: Durability,
@@ -273,7 +215,7 @@ async fn measure(
         let log = ferry_log::Log::open(tmp.path())?;
         let record = Bytes::from(record);
         let l = log.clone();
-        let r = rate(producers, duration, move |_| {
+        let r = closed_loop_rate(producers, duration, move |_| {
             let (log, record) = (l.clone(), record.clone());
             async move {
                 match d {
@@ -294,7 +236,7 @@ async fn measure(
         broker.create_queue("bench", "bench", settings.clone()).await?;
         let b = broker.clone();
         let p = payload.clone();
-        let r = rate(producers, duration, move |_| {
+        let r = closed_loop_rate(producers, duration, move |_| {
             let (broker, payload) = (b.clone(), p.clone());
             async move {
                 broker.publish("bench", None, vec![NewMessage::new(payload)]).await?;
@@ -360,7 +302,7 @@ async fn end_to_end(
         }));
     }
     let b = broker.clone();
-    rate(producers, duration, move |_| {
+    closed_loop_rate(producers, duration, move |_| {
         let broker = b.clone();
         async move {
             let mut body = vec![0u8; size.max(8)];

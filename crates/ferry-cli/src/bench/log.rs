@@ -7,6 +7,7 @@
 //! table shows the median over the rounds. Group commit is what makes the ratio large: one
 //! sync covers every record queued while the previous one ran.
 
+use super::disk::{closed_loop_rate, median, scratch, timing};
 use super::{dedup, parse_seconds, parse_size};
 use anyhow::Context as _;
 use bytes::Bytes;
@@ -16,8 +17,6 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The acceptance target: 256 appenders of 64-byte records in fsync mode reach this many
@@ -85,22 +84,8 @@ struct Row {
     ratios: Vec<f64>,
 }
 
-fn median(v: &[f64]) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
-}
-
 pub(crate) fn run(args: &LogArgs) -> anyhow::Result<ExitCode> {
-    let (duration, rounds) = if args.quick {
-        (Duration::from_millis(100), 1)
-    } else {
-        (args.duration.unwrap_or(Duration::from_secs(1)), args.rounds.unwrap_or(3))
-    };
+    let (duration, rounds) = timing(args.quick, args.duration, args.rounds);
     let mut sizes = args.sizes.clone();
     dedup(&mut sizes);
     let mut appenders = args.appenders.clone();
@@ -127,10 +112,8 @@ pub(crate) fn run(args: &LogArgs) -> anyhow::Result<ExitCode> {
                 // The raw rate right before each log run: this disk's speed drifts by 2×
                 // within a minute, so only adjacent runs compare.
                 bar.set_message(format!("round {round}/{rounds}: raw write+fdatasync, {size} B"));
-                settle();
                 let raw = raw_rate(&args.dir, size, duration)?;
                 bar.set_message(format!("round {round}/{rounds}: ferry-log, {size} B × {} appenders", row.appenders));
-                settle();
                 let rate = runtime.block_on(log_rate(&args.dir, size, row.appenders, args.durability, duration))?;
                 row.log_rates.push(rate);
                 row.raw_rates.push(raw);
@@ -203,20 +186,6 @@ pub(crate) fn run(args: &LogArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Flushes the whole system's dirty data before a measurement. Without it, the writeback
-/// and journal work left by the previous run (hundreds of megabytes written and deleted)
-/// lands on the next one's fdatasyncs, and the raw rate after a big log run drops tenfold.
-fn settle() {
-    let _ = std::process::Command::new("sync").status();
-}
-
-fn scratch(dir: &Path, what: &str) -> anyhow::Result<tempfile::TempDir> {
-    tempfile::Builder::new()
-        .prefix(&format!("ferry-bench-{what}-"))
-        .tempdir_in(dir)
-        .with_context(|| format!("creating a directory in {}", dir.display()))
-}
-
 /// One record per `write` + `fdatasync`, in a loop: what a log without group commit pays.
 fn raw_rate(dir: &Path, size: usize, duration: Duration) -> anyhow::Result<f64> {
     let tmp = scratch(dir, "raw")?;
@@ -249,29 +218,15 @@ async fn log_rate(
     let tmp = scratch(dir, "log")?;
     let log = LogOptions::new().durability(durability).open(tmp.path())?;
     let payload = Bytes::from(vec![0xa5u8; size]);
-    let start = Instant::now();
-    let (warm_end, end) = (start + duration / 5, start + duration / 5 + duration);
-    let counted = Arc::new(AtomicU64::new(0));
-    let mut tasks = Vec::new();
-    for _ in 0..appenders {
-        let (log, payload, counted) = (log.clone(), payload.clone(), counted.clone());
-        tasks.push(tokio::spawn(async move {
-            loop {
-                log.append(payload.clone()).await?;
-                let now = Instant::now();
-                if now >= end {
-                    return Ok::<_, ferry_log::Error>(());
-                }
-                if now >= warm_end {
-                    counted.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.context("appender task failed")??;
-    }
+    let l = log.clone();
+    let rate = closed_loop_rate(appenders, duration, move |_| {
+        let (log, payload) = (l.clone(), payload.clone());
+        async move {
+            log.append(payload).await?;
+            Ok(())
+        }
+    })
+    .await?;
     log.close().await?;
-    // Completions are counted in [warm_end, end): exactly `duration`.
-    Ok(counted.load(Ordering::Relaxed) as f64 / duration.as_secs_f64())
+    Ok(rate)
 }

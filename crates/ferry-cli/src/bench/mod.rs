@@ -14,6 +14,7 @@
 //! the table or JSON with ferry/libnng and ferry/floor ratios.
 
 mod broker;
+mod disk;
 mod floor;
 mod log;
 mod nng;
