@@ -101,6 +101,13 @@ pub enum Command {
         /// What to do with them.
         action: SettleAction,
     },
+    /// Brings every destination to time `now`: leases that ran out come back or move to
+    /// their dead-letter queue, delayed messages come due, expired ones go. Written by the
+    /// engine when a deadline passes with nobody else touching the destination.
+    Tick {
+        /// The time.
+        now: u64,
+    },
     /// Points messages at copies written later in the log, so that old segments can go.
     Relocate {
         /// For each message: destination, stream offset, and its slot in this command's

@@ -117,12 +117,16 @@ struct Inner {
     snapshot_lock: tokio::sync::Mutex<()>,
     /// Set while an interval sync is scheduled.
     sync_pending: AtomicBool,
+    /// Wakes the deadline task after every apply: a lease or delay may have moved the
+    /// earliest deadline.
+    deadlines_changed: Arc<Notify>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        // Lets the snapshot task see that the broker is gone.
+        // Lets the background tasks see that the broker is gone.
         self.snapshot_due.notify_one();
+        self.deadlines_changed.notify_one();
     }
 }
 
@@ -191,6 +195,7 @@ impl Broker {
             snapshot_due: Arc::new(Notify::new()),
             snapshot_lock: tokio::sync::Mutex::new(()),
             sync_pending: AtomicBool::new(false),
+            deadlines_changed: Arc::new(Notify::new()),
         };
         let inner = Arc::new(inner);
         // Snapshots run on their own task, so no caller waits for one. It holds the broker
@@ -206,6 +211,33 @@ impl Broker {
                     tracing::warn!(error = %e, "snapshot failed; the log keeps everything meanwhile");
                 }
                 broker.inner.snapshotting.store(false, Ordering::Release);
+            }
+        });
+        let weak = Arc::downgrade(&inner);
+        let changed = inner.deadlines_changed.clone();
+        tokio::spawn(async move {
+            // Applies lease expiries, delays and dead-lettering when their time comes even
+            // if no consumer is waiting on the destination.
+            loop {
+                let next = match weak.upgrade() {
+                    Some(inner) => Broker { inner }.state(State::next_deadline),
+                    None => return,
+                };
+                let sleep = next.map(|at| Duration::from_millis(at.saturating_sub(now_ms()).saturating_add(1)));
+                tokio::select! {
+                    _ = changed.notified() => {
+                        // Busy brokers change deadlines all the time: look again at most
+                        // every few milliseconds rather than after every command.
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                        continue;
+                    }
+                    _ = tokio::time::sleep(sleep.unwrap_or(Duration::from_secs(3600))), if sleep.is_some() => {}
+                }
+                let Some(inner) = weak.upgrade() else { return };
+                // Soft state, like the leases it frees: no need to wait for a sync.
+                if let Err(e) = (Broker { inner }).propose(Command::Tick { now: now_ms() }, false).await {
+                    tracing::debug!(error = %e, "deadline tick failed");
+                }
             }
         });
         Ok(Broker { inner })
@@ -226,6 +258,7 @@ impl Broker {
             core.since_snapshot >= self.inner.opts.snapshot_every
         };
         self.wake(&woken);
+        self.inner.deadlines_changed.notify_one();
         if snapshot_due && !self.inner.snapshotting.swap(true, Ordering::AcqRel) {
             self.inner.snapshot_due.notify_one();
         }
@@ -396,6 +429,7 @@ impl Broker {
         request: ReceiveRequest,
         wait: Duration,
     ) -> Result<Vec<ReceivedMessage>> {
+        request.validate()?;
         let deadline = tokio::time::Instant::now() + wait;
         let waiter = self.waiter(name);
         loop {

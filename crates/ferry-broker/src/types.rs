@@ -215,6 +215,19 @@ impl Default for ReceiveRequest {
 /// The largest `max` of one receive.
 pub const MAX_RECEIVE_BATCH: u32 = 1000;
 
+impl ReceiveRequest {
+    /// Checks `max` and `visibility_ms`.
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.max == 0 || self.max > MAX_RECEIVE_BATCH {
+            return Err(Error::invalid("max", format!("must be 1 to {MAX_RECEIVE_BATCH}")));
+        }
+        if self.visibility_ms.is_some_and(|v| v == 0 || v > 12 * 3_600_000) {
+            return Err(Error::invalid("visibility_ms", "must be 1 ms to 12 hours"));
+        }
+        Ok(())
+    }
+}
+
 /// Statistics of a destination or subscription at one moment.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stats {

@@ -9,7 +9,7 @@
 //! The child is this same test binary, started with `--ignored --exact crash_child`.
 
 use ferry_broker::{Broker, BrokerOptions, Error, NewMessage, ReceiveRequest, Settings};
-use ferry_testkit::SelfChild;
+use ferry_testkit::LineChild;
 use rand::Rng;
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -111,7 +111,7 @@ fn sigkill_under_load_keeps_every_promise() {
     for round in 0..ROUNDS {
         let round_env = round.to_string();
         let env = [(CHILD_ENV, dir.path().as_os_str()), (ROUND_ENV, std::ffi::OsStr::new(&round_env))];
-        let child = SelfChild::spawn("crash_child", &env);
+        let child = LineChild::self_test("crash_child", &env);
         child.wait_for("READY", Duration::from_secs(60)).unwrap_or_else(|e| panic!("round {round}: {e}"));
         std::thread::sleep(Duration::from_millis(rng.gen_range(20..250)));
         let lines = child.kill(); // SIGKILL

@@ -251,3 +251,18 @@ fn snapshots_round_trip_exactly() {
     assert_eq!(State::decode(&bytes).unwrap(), m.state);
     assert!(State::decode(&bytes[..bytes.len() / 2]).is_err());
 }
+
+#[test]
+fn a_tick_applies_deadlines_without_touching_the_queue() {
+    let mut m = Machine::new();
+    m.queue("q", Settings { visibility_timeout_ms: 100, max_deliveries: 1, ..Settings::default() });
+    m.publish(0, "q", vec![msg("x")]);
+    m.receive(0, "q", 1);
+    assert_eq!(m.state.next_deadline(), Some(100));
+    assert_eq!(m.run(Command::Tick { now: 50 }), Outcome::Done);
+    assert!(m.state.list().iter().all(|(n, _)| n != "q.dlq"), "not yet");
+    assert_eq!(m.run(Command::Tick { now: 100 }), Outcome::Done);
+    assert_eq!(m.state.describe("q", 100).unwrap().stats.dead_lettered, 1);
+    assert_eq!(m.state.describe("q.dlq", 100).unwrap().stats.depth, 1);
+    assert_eq!(m.state.next_deadline(), None);
+}

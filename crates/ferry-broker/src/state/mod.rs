@@ -14,7 +14,6 @@ use crate::error::{Error, Result};
 use crate::names::{self, SubjectFilter};
 use crate::types::{
     DestinationInfo, Kind, NewMessage, Published, ReceiveRequest, Settings, StartAt, Stats, SubscriptionSettings,
-    MAX_RECEIVE_BATCH,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -143,6 +142,14 @@ impl State {
             Command::Settle { now, name, subscription, leases, action } => {
                 let now = self.tick(*now);
                 self.settle(now, name, subscription.as_deref(), leases, *action).map(Outcome::Settled)
+            }
+            Command::Tick { now } => {
+                let now = self.tick(*now);
+                let names: Vec<String> = self.destinations.keys().cloned().collect();
+                for name in names {
+                    self.advance(&name, now);
+                }
+                Ok(Outcome::Done)
             }
             Command::Relocate { moves, copies } => {
                 for (name, offset, slot) in moves {
@@ -381,12 +388,7 @@ impl State {
         r: &ReceiveRequest,
     ) -> Result<Vec<Delivery>> {
         let key = self.sub_key(name, subscription)?;
-        if r.max == 0 || r.max > MAX_RECEIVE_BATCH {
-            return Err(Error::invalid("max", format!("must be 1 to {MAX_RECEIVE_BATCH}")));
-        }
-        if r.visibility_ms.is_some_and(|v| v == 0 || v > 12 * 3_600_000) {
-            return Err(Error::invalid("visibility_ms", "must be 1 ms to 12 hours"));
-        }
+        r.validate()?;
         self.advance(name, now);
         let d = self.destinations.get_mut(name).ok_or_else(|| not_found(None, name))?;
         let Some(sub) = d.subs.get_mut(key) else { return Ok(Vec::new()) };
