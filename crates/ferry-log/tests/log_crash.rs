@@ -9,7 +9,7 @@
 
 use bytes::Bytes;
 use ferry_log::{Durability, Log, LogOptions};
-use ferry_testkit::SelfChild;
+use ferry_testkit::LineChild;
 use rand::Rng;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -73,7 +73,7 @@ fn sigkill_under_load_loses_nothing_acknowledged() {
     let mut acks_per_round = Vec::new();
     let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
     for round in 0..ROUNDS {
-        let child = SelfChild::spawn("crash_child", &[(CHILD_ENV, dir.path().as_os_str())]);
+        let child = LineChild::self_test("crash_child", &[(CHILD_ENV, dir.path().as_os_str())]);
         // Wait (bounded) until the child has opened the log, then let it run a little.
         let mut lines =
             child.wait_for("READY", Duration::from_secs(60)).unwrap_or_else(|e| panic!("round {round}: {e}"));

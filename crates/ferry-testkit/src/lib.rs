@@ -217,26 +217,33 @@ pub fn wait_for_ipc(url: &str, limit: Duration) -> bool {
     eventually(limit, || Path::new(&path).exists())
 }
 
-/// A second copy of the running test binary that runs one `#[ignore]`d test: how a crash
-/// test starts the process it will kill. Its standard output arrives line by line on a
-/// channel; it is killed (SIGKILL) when dropped.
-pub struct SelfChild {
+/// A child process whose standard output arrives line by line on a channel while it runs,
+/// for tests that must react to what it prints (a server's address, a crash victim's
+/// acknowledgements). It is killed (SIGKILL) when dropped.
+pub struct LineChild {
     child: Child,
     lines: std::sync::mpsc::Receiver<String>,
     reader: Option<thread::JoinHandle<()>>,
 }
 
-impl SelfChild {
-    /// Starts `--ignored --exact <test>` of this binary with `env` added.
-    pub fn spawn(test: &str, env: &[(&str, &std::ffi::OsStr)]) -> SelfChild {
+impl LineChild {
+    /// Starts a second copy of the running test binary that runs one `#[ignore]`d test
+    /// (`--ignored --exact <test>`) with `env` added: how a crash test starts its victim.
+    pub fn self_test(test: &str, env: &[(&str, &std::ffi::OsStr)]) -> LineChild {
         let exe = std::env::current_exe().expect("the test binary's path");
         let mut cmd = Command::new(exe);
         cmd.args(["--ignored", "--exact", test, "--nocapture", "--test-threads=1"]);
         for (k, v) in env {
             cmd.env(k, v);
         }
+        LineChild::spawn(cmd)
+    }
+
+    /// Starts `cmd` with stdin closed, stdout read line by line and stderr discarded.
+    pub fn spawn(mut cmd: Command) -> LineChild {
         cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null());
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {test}: {e}"));
+        let name = format!("{cmd:?}");
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, lines) = std::sync::mpsc::channel();
         let reader = thread::spawn(move || {
@@ -248,7 +255,24 @@ impl SelfChild {
                 }
             }
         });
-        SelfChild { child, lines, reader: Some(reader) }
+        LineChild { child, lines, reader: Some(reader) }
+    }
+
+    /// The process id, for sending it signals.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits (at most `timeout`) for the process to exit by itself; `None` if it did not.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        None
     }
 
     /// Waits (at most `timeout`) for a line containing `marker`; returns the lines before
@@ -279,7 +303,7 @@ impl SelfChild {
     }
 }
 
-impl Drop for SelfChild {
+impl Drop for LineChild {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
