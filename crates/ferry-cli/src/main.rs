@@ -5,6 +5,7 @@ mod bench;
 mod cat;
 mod device;
 mod log;
+mod serve;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -18,6 +19,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the broker: durable queues and topics over HTTP (REST /v1), with an embedded
+    /// data directory.
+    Serve(serve::ServeArgs),
     /// Send and receive SP messages from the command line; nngcat-compatible.
     Cat(cat::CatArgs),
     /// Forward between two raw SP sockets: a broker-less load balancer, relay or hub.
@@ -37,6 +41,7 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Serve(args) => serve::run(args),
         Command::Cat(args) => cat::run(args),
         Command::Device(args) => device::run(args),
         Command::Log(cmd) => log::run(cmd),

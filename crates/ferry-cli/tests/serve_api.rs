@@ -1,0 +1,313 @@
+//! `ferry serve` as a user meets it: a real server process on a free loopback port, driven
+//! with a real HTTP client (ureq).
+
+use ferry_testkit::LineChild;
+use serde_json::{json, Value};
+use std::process::Command;
+use std::time::Duration;
+
+const PASSWORD: &str = "test-password-1";
+
+struct Served {
+    child: LineChild,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+fn serve() -> Served {
+    let dir = tempfile::tempdir().unwrap();
+    serve_on(dir, &[])
+}
+
+fn serve_on(dir: tempfile::TempDir, env: &[(&str, &str)]) -> Served {
+    let (child, url) = start(dir.path(), env);
+    Served { child, url, _dir: dir }
+}
+
+/// A server on a data directory the test keeps (for restarts).
+fn serve_on_path(path: &std::path::Path) -> Served {
+    let (child, url) = start(path, &[]);
+    Served { child, url, _dir: tempfile::tempdir().unwrap() }
+}
+
+/// Starts `ferry serve` on a free port and waits (bounded) until it listens.
+fn start(data: &std::path::Path, env: &[(&str, &str)]) -> (LineChild, String) {
+    let port = ferry_testkit::free_port();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferry"));
+    cmd.args(["serve", "--http", &format!("127.0.0.1:{port}"), "--data"]).arg(data);
+    cmd.env_remove("FERRY_HTTP").env_remove("FERRY_DATA").env("FERRY_ADMIN_PASSWORD", PASSWORD);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let child = LineChild::spawn(cmd);
+    child.wait_for("listening on", Duration::from_secs(30)).expect("ferry serve started");
+    (child, format!("http://127.0.0.1:{port}"))
+}
+
+fn call(method: &str, url: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+    let mut req = ureq::request(method, url).timeout(Duration::from_secs(30));
+    if let Some(t) = token {
+        req = req.set("Authorization", &format!("Bearer {t}"));
+    }
+    let result = match body {
+        Some(b) => req.send_json(b),
+        None => req.call(),
+    };
+    let resp = match result {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{method} {url}: {e}"),
+    };
+    let status = resp.status();
+    let text = resp.into_string().unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+impl Served {
+    fn token(&self, user: &str, password: &str) -> String {
+        let (status, body) = call(
+            "POST",
+            &format!("{}/v1/auth/token", self.url),
+            None,
+            Some(json!({"username": user, "password": password})),
+        );
+        assert_eq!(status, 200, "{body}");
+        body["access_token"].as_str().unwrap().to_string()
+    }
+
+    fn admin(&self) -> String {
+        self.token("admin", PASSWORD)
+    }
+
+    fn v1(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
+        call(method, &format!("{}/v1{path}", self.url), Some(token), body)
+    }
+}
+
+#[test]
+fn health_and_authentication_come_first() {
+    let s = serve();
+    assert_eq!(call("GET", &format!("{}/healthz", s.url), None, None).0, 200);
+    assert_eq!(call("GET", &format!("{}/readyz", s.url), None, None).0, 200);
+    // Every /v1 resource, known or not, needs a token before anything else is looked at.
+    for (method, path) in
+        [("GET", "/v1/queues"), ("POST", "/v1/queues"), ("GET", "/v1/nothing-here"), ("DELETE", "/v1/topics/x")]
+    {
+        let (status, body) = call(method, &format!("{}{path}", s.url), None, None);
+        assert_eq!(status, 401, "{method} {path}: {body}");
+        assert_eq!(body["error"]["code"], "unauthorized");
+    }
+    let (status, _) = call("GET", &format!("{}/v1/queues", s.url), Some("garbage"), None);
+    assert_eq!(status, 401);
+    let login = |u: &str, p: &str| {
+        call("POST", &format!("{}/v1/auth/token", s.url), None, Some(json!({"username": u, "password": p})))
+    };
+    assert_eq!(login("admin", "wrong").0, 401);
+    assert_eq!(login("nobody", PASSWORD).0, 401);
+    assert_eq!(login("", "").0, 422);
+    let t = s.admin();
+    assert_eq!(s.v1("GET", "/queues", &t, None), (200, json!([])));
+}
+
+#[test]
+fn a_queue_from_creation_to_deletion() {
+    let s = serve();
+    let t = s.admin();
+    let (status, q) = s.v1(
+        "POST",
+        "/queues",
+        &t,
+        Some(json!({"name": "jobs", "settings": {"visibility_timeout_ms": 200, "max_deliveries": 2}})),
+    );
+    assert_eq!(status, 201, "{q}");
+    assert_eq!(
+        (q["name"].as_str(), q["kind"].as_str(), q["owner"].as_str()),
+        (Some("jobs"), Some("queue"), Some("admin"))
+    );
+    assert_eq!(s.v1("POST", "/queues", &t, Some(json!({"name": "jobs"}))).0, 409);
+    assert_eq!(s.v1("POST", "/queues", &t, Some(json!({"name": "bad name"}))).0, 400);
+    assert_eq!(s.v1("POST", "/queues", &t, Some(json!({"name": "x", "settings": {"max_bytes": 5}}))).0, 422);
+
+    // Publish one and a batch; priorities order delivery.
+    let (status, p) = s.v1("POST", "/queues/jobs/messages", &t, Some(json!({"body": "low", "headers": {"k": "v"}})));
+    assert_eq!(status, 201, "{p}");
+    let batch = json!([{"body": "high", "priority": 9}, {"body_base64": "//4=", "priority": 5}]);
+    assert_eq!(s.v1("POST", "/queues/jobs/messages", &t, Some(batch)).0, 201);
+    let (_, got) = s.v1("POST", "/queues/jobs/receive", &t, Some(json!({"max": 10})));
+    let msgs = got["messages"].as_array().unwrap();
+    let bodies: Vec<&str> = msgs.iter().map(|m| m["body_base64"].as_str().unwrap()).collect();
+    assert_eq!(bodies, ["aGlnaA==", "//4=", "bG93"]);
+    assert_eq!(msgs[2]["headers"]["k"], "v");
+    assert_eq!(msgs[1]["body"], Value::Null, "not UTF-8: base64 only");
+
+    // Ack one, nack one, let one expire: it comes back with a higher delivery count.
+    let lease = |i: usize| msgs[i]["lease"].as_u64().unwrap();
+    let (_, acked) = s.v1("POST", "/queues/jobs/ack", &t, Some(json!({"leases": [lease(0), 999_999]})));
+    assert_eq!(acked["results"][0]["ok"], true);
+    assert_eq!(acked["results"][1]["error"]["code"], "unknown_lease");
+    assert_eq!(s.v1("POST", "/queues/jobs/nack", &t, Some(json!({"leases": [lease(1)]}))).1["results"][0]["ok"], true);
+    let (_, again) = s.v1("POST", "/queues/jobs/receive", &t, Some(json!({"max": 10, "wait_ms": 5000})));
+    let again = again["messages"].as_array().unwrap().clone();
+    assert!(!again.is_empty());
+    assert!(again.iter().all(|m| m["delivery_count"] == 2), "{again:?}");
+
+    // Peek, describe, purge, delete.
+    assert_eq!(s.v1("GET", "/queues/jobs/peek?max=5", &t, None).1["messages"].as_array().unwrap().len(), 2);
+    let (_, d) = s.v1("GET", "/queues/jobs", &t, None);
+    assert_eq!(d["stats"]["acked"], 1);
+    assert_eq!(s.v1("POST", "/queues/jobs/purge", &t, None).0, 204);
+    assert_eq!(s.v1("GET", "/queues/jobs", &t, None).1["stats"]["depth"], 0);
+    assert_eq!(s.v1("DELETE", "/queues/jobs", &t, None).0, 204);
+    assert_eq!(s.v1("GET", "/queues/jobs", &t, None).0, 404);
+}
+
+#[test]
+fn redelivery_dead_letters_delay_and_dedup() {
+    let s = serve();
+    let t = s.admin();
+    s.v1(
+        "POST",
+        "/queues",
+        &t,
+        Some(json!({"name": "q", "settings": {"visibility_timeout_ms": 100, "max_deliveries": 1}})),
+    );
+    s.v1("POST", "/queues/q/messages", &t, Some(json!({"body": "once"})));
+    let (_, got) = s.v1("POST", "/queues/q/receive", &t, Some(json!({})));
+    assert_eq!(got["messages"][0]["body"], "once");
+    // Not acked: when its lease runs out, after its one delivery, it moves to q.dlq (made on
+    // first use) with the reason, with no consumer needed on q to make that happen.
+    let mut made = false;
+    for _ in 0..200 {
+        if s.v1("GET", "/queues/q.dlq", &t, None).0 == 200 {
+            made = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    assert!(made, "q.dlq never appeared");
+    assert_eq!(s.v1("GET", "/queues/q", &t, None).1["stats"]["dead_lettered"], 1);
+    let (_, dead) = s.v1("POST", "/queues/q.dlq/receive", &t, Some(json!({"wait_ms": 10000})));
+    assert_eq!(dead["messages"][0]["body"], "once", "{dead}");
+    assert!(dead["messages"][0]["dead_letter_reason"].as_str().unwrap().contains("delivered 1 times"));
+
+    s.v1("POST", "/queues", &t, Some(json!({"name": "later"})));
+    s.v1(
+        "POST",
+        "/queues/later/messages",
+        &t,
+        Some(json!([{"body": "d", "delay_ms": 300, "dedup_id": "x"}, {"body": "dup", "dedup_id": "x"}])),
+    );
+    let (_, now) = s.v1("POST", "/queues/later/receive", &t, Some(json!({"max": 10})));
+    assert_eq!(now["messages"], json!([]), "delayed, and the duplicate was not stored");
+    let (_, soon) = s.v1("POST", "/queues/later/receive", &t, Some(json!({"max": 10, "wait_ms": 10000})));
+    assert_eq!(soon["messages"][0]["body"], "d");
+}
+
+#[test]
+fn topics_and_subscriptions() {
+    let s = serve();
+    let t = s.admin();
+    assert_eq!(s.v1("POST", "/topics", &t, Some(json!({"name": "orders"}))).0, 201);
+    s.v1("POST", "/topics/orders/messages", &t, Some(json!({"body": "before", "subject": "orders.1.paid"})));
+    let sub = |name: &str, extra: Value| {
+        let mut body = json!({"name": name});
+        body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        s.v1("POST", "/topics/orders/subscriptions", &t, Some(body))
+    };
+    assert_eq!(sub("all", json!({"start": "earliest"})).0, 201);
+    assert_eq!(sub("paid", json!({"start": "earliest", "filter": "orders.*.paid"})).0, 201);
+    assert_eq!(sub("new", json!({})).0, 201);
+    assert_eq!(sub("all", json!({})).0, 409);
+    s.v1("POST", "/topics/orders/messages", &t, Some(json!({"body": "after", "subject": "orders.2.sent"})));
+    let recv = |sub: &str| {
+        let (status, body) =
+            s.v1("POST", &format!("/topics/orders/subscriptions/{sub}/receive"), &t, Some(json!({"max": 10})));
+        assert_eq!(status, 200, "{body}");
+        body["messages"].as_array().unwrap().iter().map(|m| m["body"].as_str().unwrap().to_string()).collect::<Vec<_>>()
+    };
+    assert_eq!(recv("all"), ["before", "after"]);
+    assert_eq!(recv("paid"), ["before"]);
+    assert_eq!(recv("new"), ["after"]);
+    let (_, subs) = s.v1("GET", "/topics/orders/subscriptions", &t, None);
+    assert_eq!(subs["subscriptions"]["all"]["in_flight"], 2);
+    assert_eq!(s.v1("POST", "/topics/orders/subscriptions/all/seek", &t, Some(json!({"to": "earliest"}))).0, 204);
+    assert_eq!(recv("all"), ["before", "after"]);
+    assert_eq!(s.v1("POST", "/topics/orders/subscriptions/none/receive", &t, Some(json!({}))).0, 404);
+    assert_eq!(s.v1("DELETE", "/topics/orders/subscriptions/new", &t, None).0, 204);
+    assert_eq!(s.v1("GET", "/queues/orders", &t, None).0, 404, "a topic is not a queue");
+}
+
+#[test]
+fn bad_requests_get_the_right_status_and_change_nothing() {
+    let s = serve_on(tempfile::tempdir().unwrap(), &[]);
+    let t = s.admin();
+    s.v1("POST", "/queues", &t, Some(json!({"name": "q", "settings": {"max_message_size": 16}})));
+    let raw = |body: &str| {
+        let r = ureq::post(&format!("{}/v1/queues/q/messages", s.url))
+            .set("Authorization", &format!("Bearer {t}"))
+            .send_string(body);
+        match r {
+            Ok(r) => r.status(),
+            Err(ureq::Error::Status(code, _)) => code,
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert_eq!(raw("{not json"), 400);
+    assert_eq!(raw(r#"{"body": 5}"#), 422);
+    assert_eq!(raw(r#"{"body": "x", "body_base64": "eA=="}"#), 422);
+    assert_eq!(raw("[]"), 422);
+    assert_eq!(raw(r#"{"body": "this is longer than sixteen bytes"}"#), 413);
+    assert_eq!(s.v1("POST", "/queues/q/receive", &t, Some(json!({"max": 0}))).0, 422);
+    assert_eq!(s.v1("POST", "/queues/q/receive", &t, Some(json!({"wait_ms": 999_999_999}))).0, 422);
+    assert_eq!(s.v1("POST", "/queues/q/ack", &t, Some(json!({"leases": []}))).0, 422);
+    assert_eq!(s.v1("GET", "/queues/q/peek?max=0", &t, None).0, 422);
+    assert_eq!(s.v1("GET", "/queues/q", &t, None).1["stats"]["published"], 0);
+}
+
+#[test]
+fn data_survives_a_restart_and_the_server_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let keep = dir.path().join("data");
+    let mut s = serve_on_path(&keep);
+    let t = s.admin();
+    s.v1("POST", "/queues", &t, Some(json!({"name": "kept"})));
+    s.v1("POST", "/queues/kept/messages", &t, Some(json!({"body": "still here"})));
+    let status = Command::new("kill").args(["-TERM", &s.child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let exit = s.child.wait_exit(Duration::from_secs(30)).expect("ferry serve stopped on SIGTERM");
+    assert!(exit.success(), "{exit:?}");
+
+    // A different FERRY_ADMIN_PASSWORD on a later start changes nothing: the admin from the
+    // first start is still there, with its password.
+    let (child, url) = start(&keep, &[("FERRY_ADMIN_PASSWORD", "another-password")]);
+    let s2 = Served { child, url, _dir: tempfile::tempdir().unwrap() };
+    let t = s2.admin();
+    let (_, got) = s2.v1("POST", "/queues/kept/receive", &t, Some(json!({})));
+    assert_eq!(got["messages"][0]["body"], "still here");
+}
+
+#[test]
+fn print_config_and_invalid_config() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["serve", "--print-config"])
+        .env("FERRY_ADMIN_PASSWORD", "do-not-print-me")
+        .env_remove("FERRY_HTTP")
+        .env_remove("FERRY_DATA")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(text.contains("http = \"127.0.0.1:8080\""), "{text}");
+    assert!(!text.contains("do-not-print-me"));
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("ferry.toml");
+    std::fs::write(&bad, "[limits]\nmax_body_bytes = 1\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["serve", "--config"])
+        .arg(&bad)
+        .arg("--print-config")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("limits.max_body_bytes"));
+}

@@ -1,0 +1,135 @@
+//! The HTTP API: `fn router(state) -> Router`, the `/v1` routes behind one authentication
+//! layer, and the pieces every handler shares (state, principal, JSON bodies, errors).
+
+mod destinations;
+mod error;
+mod messages;
+
+pub use error::ApiError;
+
+use crate::auth::{Auth, AuthError, Principal};
+use crate::config::Config;
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bytes::Bytes;
+use ferry_broker::Broker;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::json;
+use std::sync::Arc;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub(crate) broker: Broker,
+    pub(crate) auth: Arc<Auth>,
+    pub(crate) config: Arc<Config>,
+}
+
+impl AppState {
+    /// State over an open broker and user store.
+    pub fn new(broker: Broker, auth: Arc<Auth>, config: Arc<Config>) -> AppState {
+        AppState { broker, auth, config }
+    }
+}
+
+/// A JSON request body; an empty body reads as the type's default. Syntax errors are 400,
+/// well-formed bodies of the wrong shape 422, bodies over the limit 413.
+pub(crate) struct Body<T>(pub(crate) T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|r| {
+            let status = r.status();
+            let code = if status == StatusCode::PAYLOAD_TOO_LARGE { "body_too_large" } else { "bad_body" };
+            ApiError::new(status, code, r.body_text())
+        })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Body(T::default()));
+        }
+        serde_json::from_slice(&bytes).map(Body).map_err(|e| match e.classify() {
+            serde_json::error::Category::Data => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", e.to_string())
+            }
+            _ => ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.to_string()),
+        })
+    }
+}
+
+/// Checks the bearer token of every `/v1` request before anything else happens, and hands
+/// the principal to the handler.
+async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let Some(token) = token else {
+        return ApiError::unauthorized("an Authorization: Bearer <token> header is required").into_response();
+    };
+    match state.auth.verify(token) {
+        Ok(principal) => {
+            req.extensions_mut().insert(principal);
+            next.run(req).await
+        }
+        Err(e) => ApiError::unauthorized(e.to_string()).into_response(),
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Login {
+    username: String,
+    password: String,
+}
+
+/// `POST /v1/auth/token`: name and password for a signed token.
+async fn token(State(state): State<AppState>, Body(login): Body<Login>) -> Result<Response, ApiError> {
+    if login.username.is_empty() || login.password.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+            "username and password are required",
+        ));
+    }
+    let auth = state.auth.clone();
+    // argon2id is slow on purpose; keep it off the runtime's workers.
+    let result = tokio::task::spawn_blocking(move || auth.login(&login.username, &login.password))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    match result {
+        Ok((token, ttl)) => {
+            Ok(Json(json!({ "access_token": token, "token_type": "Bearer", "expires_in": ttl })).into_response())
+        }
+        Err(AuthError::BadCredentials) => Err(ApiError::unauthorized("invalid username or password")),
+        Err(e) => Err(ApiError::internal(e.to_string())),
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+}
+
+/// The whole HTTP API.
+pub fn router(state: AppState) -> Router {
+    let v1 =
+        destinations::routes().fallback(not_found).layer(middleware::from_fn_with_state(state.clone(), authenticate));
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(|| async { "ready" }))
+        .route("/v1/auth/token", post(token))
+        .nest("/v1", v1)
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(state.config.limits.max_body_bytes))
+        .with_state(state)
+}
+
+/// The principal of a `/v1` request, put there by [`authenticate`].
+pub(crate) type Caller = axum::Extension<Principal>;

@@ -1,0 +1,237 @@
+//! Users and tokens. Passwords are hashed with argon2id; `POST /v1/auth/token` trades a
+//! name and password for a signed token (JWT, HS256) whose secret is made at first start
+//! and kept in the data directory. Both files are written atomically.
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation};
+use rand::distributions::{Alphanumeric, DistString};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+
+/// What a user may do beyond the basics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Everything, users included.
+    Admin,
+    /// Create destinations (which they then own), publish and consume.
+    User,
+}
+
+/// Who a request comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Principal {
+    /// The user's name.
+    pub name: String,
+    /// The user's role.
+    pub role: Role,
+}
+
+impl Principal {
+    /// Whether this principal may manage (delete, purge) a destination owned by `owner`.
+    pub fn manages(&self, owner: &str) -> bool {
+        self.role == Role::Admin || self.name == owner
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct User {
+    password_hash: String,
+    role: Role,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    role: Role,
+    iat: u64,
+    exp: u64,
+}
+
+/// Why authentication failed. Deliberately vague towards the client.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AuthError {
+    /// Wrong name or password.
+    #[error("invalid username or password")]
+    BadCredentials,
+    /// A token that is malformed, forged, or for a user that is gone.
+    #[error("invalid token")]
+    BadToken,
+    /// A token past its expiry.
+    #[error("token has expired")]
+    Expired,
+    /// The users file could not be written.
+    #[error("storage: {0}")]
+    Storage(String),
+}
+
+/// The user store and the token signer.
+pub struct Auth {
+    path: PathBuf,
+    users: RwLock<BTreeMap<String, User>>,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    ttl_secs: u64,
+}
+
+const USERS_FILE: &str = "users";
+const SECRET_FILE: &str = "token.secret";
+
+fn storage(e: impl std::fmt::Display) -> AuthError {
+    AuthError::Storage(e.to_string())
+}
+
+fn hash(password: &str) -> Result<String, AuthError> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(storage)
+}
+
+fn now_secs() -> u64 {
+    ferry_broker::now_ms() / 1000
+}
+
+impl Auth {
+    /// Opens the store in `dir`, creating the token secret and the admin account on first
+    /// start. Returns the generated admin password if one had to be made.
+    ///
+    /// # Errors
+    ///
+    /// [`AuthError::Storage`] if the files cannot be read or written.
+    pub fn open(
+        dir: &Path,
+        admin_user: &str,
+        admin_password: Option<&str>,
+        ttl_secs: u64,
+    ) -> Result<(Auth, Option<String>), AuthError> {
+        let secret_path = dir.join(SECRET_FILE);
+        let secret = match ferry_log::snapshot::read(&secret_path).map_err(storage)? {
+            Some(s) => s.to_vec(),
+            None => {
+                let s = Alphanumeric.sample_string(&mut rand::thread_rng(), 64).into_bytes();
+                ferry_log::snapshot::write(&secret_path, &s).map_err(storage)?;
+                s
+            }
+        };
+        let path = dir.join(USERS_FILE);
+        let users: BTreeMap<String, User> = match ferry_log::snapshot::read(&path).map_err(storage)? {
+            Some(bytes) => serde_json::from_slice(&bytes).map_err(storage)?,
+            None => BTreeMap::new(),
+        };
+        let auth = Auth {
+            path,
+            users: RwLock::new(users),
+            encoding: EncodingKey::from_secret(&secret),
+            decoding: DecodingKey::from_secret(&secret),
+            ttl_secs,
+        };
+        let mut generated = None;
+        if auth.read_users().is_empty() {
+            let password = match admin_password {
+                Some(p) => p.to_string(),
+                None => {
+                    let p = Alphanumeric.sample_string(&mut rand::thread_rng(), 20);
+                    generated = Some(p.clone());
+                    p
+                }
+            };
+            auth.write_users(|u| {
+                u.insert(admin_user.to_string(), User { password_hash: hash(&password)?, role: Role::Admin });
+                Ok(())
+            })?;
+        }
+        Ok((auth, generated))
+    }
+
+    fn read_users(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, User>> {
+        self.users.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Changes the users under the lock and saves them; nothing changes if saving fails.
+    fn write_users(
+        &self,
+        f: impl FnOnce(&mut BTreeMap<String, User>) -> Result<(), AuthError>,
+    ) -> Result<(), AuthError> {
+        let mut users = self.users.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut next = users.clone();
+        f(&mut next)?;
+        let bytes = serde_json::to_vec(&next).map_err(storage)?;
+        ferry_log::snapshot::write(&self.path, &bytes).map_err(storage)?;
+        *users = next;
+        Ok(())
+    }
+
+    /// Checks a name and password and returns a signed token valid for the configured time,
+    /// with its lifetime in seconds. Slow on purpose (argon2id): call it off the runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`AuthError::BadCredentials`].
+    pub fn login(&self, name: &str, password: &str) -> Result<(String, u64), AuthError> {
+        let user = self.read_users().get(name).cloned();
+        let Some(user) = user else {
+            // The same work as for a real user, so that timing does not tell names apart.
+            let _ = hash(password);
+            return Err(AuthError::BadCredentials);
+        };
+        let parsed = PasswordHash::new(&user.password_hash).map_err(storage)?;
+        Argon2::default().verify_password(password.as_bytes(), &parsed).map_err(|_| AuthError::BadCredentials)?;
+        let iat = now_secs();
+        let claims = Claims { sub: name.to_string(), role: user.role, iat, exp: iat + self.ttl_secs };
+        let token = jsonwebtoken::encode(&Header::default(), &claims, &self.encoding).map_err(storage)?;
+        Ok((token, self.ttl_secs))
+    }
+
+    /// The principal a token speaks for.
+    ///
+    /// # Errors
+    ///
+    /// [`AuthError::BadToken`] or [`AuthError::Expired`].
+    pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        let mut validation = Validation::default();
+        validation.leeway = 0;
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation).map_err(|e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
+            _ => AuthError::BadToken,
+        })?;
+        // A deleted user's tokens stop working at once; a changed role takes effect too.
+        let role = self.read_users().get(&data.claims.sub).map(|u| u.role).ok_or(AuthError::BadToken)?;
+        Ok(Principal { name: data.claims.sub, role })
+    }
+
+    /// A token for `name` that expired `ago_secs` seconds ago; for tests of expiry.
+    #[doc(hidden)]
+    pub fn expired_token(&self, name: &str, ago_secs: u64) -> String {
+        let exp = now_secs().saturating_sub(ago_secs);
+        let claims = Claims { sub: name.to_string(), role: Role::User, iat: exp.saturating_sub(60), exp };
+        jsonwebtoken::encode(&Header::default(), &claims, &self.encoding).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_start_makes_an_admin_and_later_starts_keep_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (auth, generated) = Auth::open(dir.path(), "admin", None, 60).unwrap();
+        let password = generated.expect("a generated password");
+        let (token, ttl) = auth.login("admin", &password).unwrap();
+        assert_eq!(ttl, 60);
+        assert_eq!(auth.verify(&token).unwrap(), Principal { name: "admin".into(), role: Role::Admin });
+        assert_eq!(auth.login("admin", "wrong").unwrap_err(), AuthError::BadCredentials);
+        assert_eq!(auth.login("nobody", &password).unwrap_err(), AuthError::BadCredentials);
+        assert_eq!(auth.verify("not.a.token").unwrap_err(), AuthError::BadToken);
+        assert_eq!(auth.verify(&auth.expired_token("admin", 10)).unwrap_err(), AuthError::Expired);
+        drop(auth);
+        let (again, generated) = Auth::open(dir.path(), "admin", Some("ignored now"), 60).unwrap();
+        assert!(generated.is_none());
+        // The secret persisted: the old token still verifies.
+        assert!(again.verify(&token).is_ok());
+        assert!(again.login("admin", &password).is_ok());
+    }
+}

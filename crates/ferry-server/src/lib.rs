@@ -1,0 +1,116 @@
+//! `ferry serve`: the broker behind its front doors.
+//!
+//! [`Server::start`] opens the data directory (the broker's log and snapshots, the user
+//! store, the token secret), binds the HTTP listener and serves [`api::router`] until the
+//! shutdown future completes; then it stops accepting, finishes the requests in flight and
+//! closes the broker cleanly.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), ferry_server::ServerError> {
+//! let config = ferry_server::Config::default();
+//! let server = ferry_server::Server::start(config).await?;
+//! println!("listening on http://{}", server.local_addr());
+//! server.run(async { let _ = tokio::signal::ctrl_c().await; }).await?;
+//! # Ok(())
+//! # }
+//! ```
+
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod auth;
+pub mod config;
+
+pub use config::{Config, ConfigError};
+
+use auth::Auth;
+use ferry_broker::Broker;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The configuration was refused.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The broker's data could not be opened or closed.
+    #[error("broker: {0}")]
+    Broker(#[from] ferry_broker::Error),
+    /// The user store could not be opened.
+    #[error("users: {0}")]
+    Auth(#[from] auth::AuthError),
+    /// The listener could not be bound, or serving failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+}
+
+/// A started server: bound, with its data open.
+pub struct Server {
+    listener: TcpListener,
+    state: api::AppState,
+    broker: Broker,
+    generated_password: Option<String>,
+}
+
+impl Server {
+    /// Validates `config`, opens the data directory and binds the HTTP listener.
+    ///
+    /// # Errors
+    ///
+    /// [`ServerError`] naming what failed.
+    pub async fn start(config: Config) -> Result<Server, ServerError> {
+        config.validate()?;
+        let dir = config.data_dir.clone();
+        std::fs::create_dir_all(&dir)
+            .map_err(|source| ServerError::Io { what: format!("creating {}", dir.display()), source })?;
+        let broker = Broker::open(dir.join("broker")).await?;
+        let (auth, generated_password) = {
+            let (dir, user, password, ttl) =
+                (dir.clone(), config.admin.user.clone(), config.admin.password.clone(), config.auth.token_ttl_secs);
+            tokio::task::spawn_blocking(move || Auth::open(&dir, &user, password.as_deref(), ttl)).await.map_err(
+                |e| ServerError::Io { what: "opening the user store".into(), source: std::io::Error::other(e) },
+            )??
+        };
+        let listener = TcpListener::bind(config.http)
+            .await
+            .map_err(|source| ServerError::Io { what: format!("binding {}", config.http), source })?;
+        let state = api::AppState::new(broker.clone(), Arc::new(auth), Arc::new(config));
+        Ok(Server { listener, state, broker, generated_password })
+    }
+
+    /// The address the HTTP listener is bound to (port 0 resolved).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or_else(|_| self.state.config.http)
+    }
+
+    /// The admin password made at first start, if one was: print it once.
+    pub fn generated_password(&self) -> Option<&str> {
+        self.generated_password.as_deref()
+    }
+
+    /// The configuration in effect.
+    pub fn config(&self) -> &Config {
+        &self.state.config
+    }
+
+    /// Serves until `shutdown` completes, then closes the broker cleanly.
+    ///
+    /// # Errors
+    ///
+    /// [`ServerError::Io`] if serving fails, [`ServerError::Broker`] if closing does.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServerError> {
+        let app = api::router(self.state);
+        let served = axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await;
+        let closed = self.broker.close().await;
+        served.map_err(|source| ServerError::Io { what: "serving HTTP".into(), source })?;
+        closed.map_err(ServerError::from)
+    }
+}
