@@ -311,3 +311,54 @@ fn print_config_and_invalid_config() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("limits.max_body_bytes"));
 }
+
+#[test]
+fn users_permissions_and_ownership() {
+    let s = serve();
+    let admin = s.admin();
+    for name in ["orders.x", "other"] {
+        assert_eq!(s.v1("POST", "/queues", &admin, Some(json!({"name": name}))).0, 201);
+    }
+    let perms = json!({"publish": ["orders.*"], "consume": ["orders.*"], "manage": ["alice.*"]});
+    let (status, user) =
+        s.v1("PUT", "/users/alice", &admin, Some(json!({"password": "alice-password", "permissions": perms})));
+    assert_eq!(status, 201, "{user}");
+    assert_eq!(user["role"], "user");
+    assert_eq!(s.v1("PUT", "/users/bob", &admin, Some(json!({"password": "short"}))).0, 422);
+    let alice = s.token("alice", "alice-password");
+
+    // What alice may do.
+    assert_eq!(s.v1("POST", "/queues", &alice, Some(json!({"name": "alice.q"}))).0, 201);
+    assert_eq!(s.v1("POST", "/queues/orders.x/messages", &alice, Some(json!({"body": "hi"}))).0, 201);
+    assert_eq!(s.v1("POST", "/queues/orders.x/receive", &alice, Some(json!({}))).1["messages"][0]["body"], "hi");
+    assert_eq!(s.v1("DELETE", "/queues/alice.q", &alice, None).0, 204, "she owns it");
+
+    // What she may not, each a 403 that changes nothing.
+    let forbidden = [
+        ("POST", "/queues", Some(json!({"name": "bob.q"}))),
+        ("POST", "/queues/other/messages", Some(json!({"body": "no"}))),
+        ("POST", "/queues/other/receive", Some(json!({}))),
+        ("GET", "/queues/other/peek", None),
+        ("POST", "/queues/orders.x/purge", None),
+        ("DELETE", "/queues/orders.x", None),
+        ("GET", "/users", None),
+        ("PUT", "/users/alice/permissions", Some(json!({"publish": ["*"]}))),
+    ];
+    for (method, path, body) in forbidden {
+        let (status, err) = s.v1(method, path, &alice, body);
+        assert_eq!(status, 403, "{method} {path}: {err}");
+        assert_eq!(err["error"]["code"], "forbidden");
+    }
+    assert_eq!(s.v1("GET", "/queues/other", &admin, None).1["stats"]["published"], 0);
+    assert_eq!(s.v1("GET", "/queues/bob.q", &admin, None).0, 404);
+
+    // Admins see and change users; changes apply to live tokens at once.
+    let (_, users) = s.v1("GET", "/users", &admin, None);
+    assert_eq!(users["users"].as_array().unwrap().len(), 2);
+    assert_eq!(s.v1("PUT", "/users/alice/permissions", &admin, Some(json!({"publish": ["*"]}))).0, 200);
+    assert_eq!(s.v1("POST", "/queues/other/messages", &alice, Some(json!({"body": "now"}))).0, 201);
+    assert_eq!(s.v1("DELETE", "/users/admin", &admin, None).0, 409, "the last admin stays");
+    assert_eq!(s.v1("DELETE", "/users/alice", &admin, None).0, 204);
+    assert_eq!(s.v1("GET", "/queues", &alice, None).0, 401, "a deleted user's token stops working");
+    assert_eq!(s.v1("DELETE", "/users/alice", &admin, None).0, 404);
+}

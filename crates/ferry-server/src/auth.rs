@@ -22,6 +22,48 @@ pub enum Role {
     User,
 }
 
+/// What a user may do, as patterns over destination names: `*` matches any run of
+/// characters (`orders.*`, `*`). Admins may do everything regardless.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Permissions {
+    /// Destinations the user may publish to.
+    pub publish: Vec<String>,
+    /// Destinations the user may receive from, ack, peek, and subscribe to.
+    pub consume: Vec<String>,
+    /// Destinations the user may create, and delete or purge even when not the owner.
+    pub manage: Vec<String>,
+}
+
+/// An action on a destination that needs a permission.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Publishing.
+    Publish,
+    /// Receiving, acking, peeking, subscribing.
+    Consume,
+    /// Creating, deleting, purging.
+    Manage,
+}
+
+/// Whether `name` matches a pattern where `*` stands for any run of characters.
+pub fn matches(pattern: &str, name: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let Some(first) = parts.next() else { return false };
+    let Some(mut rest) = name.strip_prefix(first) else { return false };
+    let parts: Vec<&str> = parts.collect();
+    for (i, part) in parts.iter().enumerate() {
+        if i + 1 == parts.len() {
+            return rest.ends_with(part);
+        }
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.is_empty()
+}
+
 /// Who a request comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Principal {
@@ -29,12 +71,24 @@ pub struct Principal {
     pub name: String,
     /// The user's role.
     pub role: Role,
+    /// The user's permissions.
+    pub permissions: Permissions,
 }
 
 impl Principal {
-    /// Whether this principal may manage (delete, purge) a destination owned by `owner`.
-    pub fn manages(&self, owner: &str) -> bool {
-        self.role == Role::Admin || self.name == owner
+    /// Whether this principal may do `action` on destination `name`.
+    pub fn may(&self, action: Action, name: &str) -> bool {
+        let patterns = match action {
+            Action::Publish => &self.permissions.publish,
+            Action::Consume => &self.permissions.consume,
+            Action::Manage => &self.permissions.manage,
+        };
+        self.role == Role::Admin || patterns.iter().any(|p| matches(p, name))
+    }
+
+    /// Whether this principal may delete or purge a destination owned by `owner`.
+    pub fn manages(&self, name: &str, owner: &str) -> bool {
+        self.name == owner || self.may(Action::Manage, name)
     }
 }
 
@@ -42,6 +96,19 @@ impl Principal {
 struct User {
     password_hash: String,
     role: Role,
+    #[serde(default)]
+    permissions: Permissions,
+}
+
+/// A user as an admin sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct UserInfo {
+    /// The name.
+    pub name: String,
+    /// The role.
+    pub role: Role,
+    /// The permissions.
+    pub permissions: Permissions,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -64,6 +131,9 @@ pub enum AuthError {
     /// A token past its expiry.
     #[error("token has expired")]
     Expired,
+    /// The only admin cannot be deleted.
+    #[error("the last admin cannot be deleted")]
+    LastAdmin,
     /// The users file could not be written.
     #[error("storage: {0}")]
     Storage(String),
@@ -139,7 +209,9 @@ impl Auth {
                 }
             };
             auth.write_users(|u| {
-                u.insert(admin_user.to_string(), User { password_hash: hash(&password)?, role: Role::Admin });
+                let user =
+                    User { password_hash: hash(&password)?, role: Role::Admin, permissions: Permissions::default() };
+                u.insert(admin_user.to_string(), user);
                 Ok(())
             })?;
         }
@@ -197,9 +269,76 @@ impl Auth {
             jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
             _ => AuthError::BadToken,
         })?;
-        // A deleted user's tokens stop working at once; a changed role takes effect too.
-        let role = self.read_users().get(&data.claims.sub).map(|u| u.role).ok_or(AuthError::BadToken)?;
-        Ok(Principal { name: data.claims.sub, role })
+        // A deleted user's tokens stop working at once; changed roles and permissions take
+        // effect at once too.
+        let users = self.read_users();
+        let user = users.get(&data.claims.sub).ok_or(AuthError::BadToken)?;
+        Ok(Principal { name: data.claims.sub.clone(), role: user.role, permissions: user.permissions.clone() })
+    }
+
+    /// Every user.
+    pub fn users(&self) -> Vec<UserInfo> {
+        self.read_users()
+            .iter()
+            .map(|(name, u)| UserInfo { name: name.clone(), role: u.role, permissions: u.permissions.clone() })
+            .collect()
+    }
+
+    /// One user.
+    pub fn user(&self, name: &str) -> Option<UserInfo> {
+        self.read_users().get(name).map(|u| UserInfo {
+            name: name.to_string(),
+            role: u.role,
+            permissions: u.permissions.clone(),
+        })
+    }
+
+    /// Creates a user or replaces its password, role and permissions. Slow (argon2id).
+    ///
+    /// # Errors
+    ///
+    /// [`AuthError::Storage`].
+    pub fn put_user(&self, name: &str, password: &str, role: Role, permissions: Permissions) -> Result<(), AuthError> {
+        let password_hash = hash(password)?;
+        self.write_users(|u| {
+            u.insert(name.to_string(), User { password_hash, role, permissions });
+            Ok(())
+        })
+    }
+
+    /// Replaces a user's permissions; `false` if there is no such user.
+    ///
+    /// # Errors
+    ///
+    /// [`AuthError::Storage`].
+    pub fn set_permissions(&self, name: &str, permissions: Permissions) -> Result<bool, AuthError> {
+        let mut found = false;
+        self.write_users(|u| {
+            if let Some(user) = u.get_mut(name) {
+                user.permissions = permissions;
+                found = true;
+            }
+            Ok(())
+        })?;
+        Ok(found)
+    }
+
+    /// Deletes a user; `false` if there was none. The last admin cannot be deleted.
+    ///
+    /// # Errors
+    ///
+    /// [`AuthError::Storage`], and [`AuthError::LastAdmin`].
+    pub fn delete_user(&self, name: &str) -> Result<bool, AuthError> {
+        let mut found = false;
+        self.write_users(|u| {
+            let admins = u.values().filter(|x| x.role == Role::Admin).count();
+            if u.get(name).is_some_and(|x| x.role == Role::Admin) && admins == 1 {
+                return Err(AuthError::LastAdmin);
+            }
+            found = u.remove(name).is_some();
+            Ok(())
+        })?;
+        Ok(found)
     }
 
     /// A token for `name` that expired `ago_secs` seconds ago; for tests of expiry.
@@ -216,13 +355,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn patterns() {
+        assert!(matches("*", "anything"));
+        assert!(matches("orders", "orders"));
+        assert!(!matches("orders", "orders2"));
+        assert!(matches("orders.*", "orders.eu"));
+        assert!(!matches("orders.*", "orders"));
+        assert!(matches("*.dlq", "jobs.dlq"));
+        assert!(matches("a*b*c", "a-x-b-y-c"));
+        assert!(!matches("a*b*c", "a-x-c"));
+    }
+
+    #[test]
     fn first_start_makes_an_admin_and_later_starts_keep_it() {
         let dir = tempfile::tempdir().unwrap();
         let (auth, generated) = Auth::open(dir.path(), "admin", None, 60).unwrap();
         let password = generated.expect("a generated password");
         let (token, ttl) = auth.login("admin", &password).unwrap();
         assert_eq!(ttl, 60);
-        assert_eq!(auth.verify(&token).unwrap(), Principal { name: "admin".into(), role: Role::Admin });
+        let admin = auth.verify(&token).unwrap();
+        assert_eq!((admin.name.as_str(), admin.role), ("admin", Role::Admin));
         assert_eq!(auth.login("admin", "wrong").unwrap_err(), AuthError::BadCredentials);
         assert_eq!(auth.login("nobody", &password).unwrap_err(), AuthError::BadCredentials);
         assert_eq!(auth.verify("not.a.token").unwrap_err(), AuthError::BadToken);

@@ -4,6 +4,7 @@
 
 use super::messages::{MessageOut, Publish};
 use super::{ApiError, AppState, Body, Caller};
+use crate::auth::Action;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -25,13 +26,13 @@ pub(super) fn routes() -> Router<AppState> {
                 get(move |s, p| describe(s, p, kind)).delete(move |s, c, p| remove(s, c, p, kind)),
             )
             .route(&format!("{prefix}/{{name}}/purge"), post(move |s, c, p| purge(s, c, p, kind)))
-            .route(&format!("{prefix}/{{name}}/peek"), get(move |s, p, q| peek(s, p, q, kind)))
+            .route(&format!("{prefix}/{{name}}/peek"), get(move |s, c, p, q| peek(s, c, p, q, kind)))
             .route(&format!("{prefix}/{{name}}/messages"), post(move |s, c, p, b| publish(s, c, p, b, kind)));
     }
     r.route("/queues/{name}/receive", post(|s, c, Path(name), b| receive(s, c, name, None, b)))
-        .route("/queues/{name}/ack", post(|s, Path(name), b| settle(s, name, None, Action::Ack, b)))
-        .route("/queues/{name}/nack", post(|s, Path(name), b| settle(s, name, None, Action::Nack, b)))
-        .route("/queues/{name}/extend", post(|s, Path(name), b| settle(s, name, None, Action::Extend, b)))
+        .route("/queues/{name}/ack", post(|s, c, Path(name), b| settle(s, c, name, None, Settle::Ack, b)))
+        .route("/queues/{name}/nack", post(|s, c, Path(name), b| settle(s, c, name, None, Settle::Nack, b)))
+        .route("/queues/{name}/extend", post(|s, c, Path(name), b| settle(s, c, name, None, Settle::Extend, b)))
         .route("/topics/{name}/subscriptions", get(subscriptions).post(subscribe))
         .route("/topics/{name}/subscriptions/{sub}", delete(unsubscribe))
         .route(
@@ -40,15 +41,15 @@ pub(super) fn routes() -> Router<AppState> {
         )
         .route(
             "/topics/{name}/subscriptions/{sub}/ack",
-            post(|s, Path((n, sub)), b| settle(s, n, Some(sub), Action::Ack, b)),
+            post(|s, c, Path((n, sub)), b| settle(s, c, n, Some(sub), Settle::Ack, b)),
         )
         .route(
             "/topics/{name}/subscriptions/{sub}/nack",
-            post(|s, Path((n, sub)), b| settle(s, n, Some(sub), Action::Nack, b)),
+            post(|s, c, Path((n, sub)), b| settle(s, c, n, Some(sub), Settle::Nack, b)),
         )
         .route(
             "/topics/{name}/subscriptions/{sub}/extend",
-            post(|s, Path((n, sub)), b| settle(s, n, Some(sub), Action::Extend, b)),
+            post(|s, c, Path((n, sub)), b| settle(s, c, n, Some(sub), Settle::Extend, b)),
         )
         .route("/topics/{name}/subscriptions/{sub}/seek", post(seek))
 }
@@ -66,10 +67,27 @@ fn info(state: &AppState, name: &str, kind: Kind) -> Result<DestinationInfo, Api
 
 fn owned(state: &AppState, caller: &Caller, name: &str, kind: Kind) -> Result<(), ApiError> {
     let d = info(state, name, kind)?;
-    if caller.manages(&d.owner) {
+    if caller.manages(name, &d.owner) {
         Ok(())
     } else {
-        Err(ApiError::forbidden(format!("only the owner ({}) or an admin may do this to {kind} {name}", d.owner)))
+        Err(ApiError::forbidden(format!(
+            "only the owner ({}) or a user with manage permission may do this to {kind} {name}",
+            d.owner
+        )))
+    }
+}
+
+/// Refuses with 403 unless the caller may do `action` on `name`.
+fn allowed(caller: &Caller, action: Action, name: &str) -> Result<(), ApiError> {
+    if caller.may(action, name) {
+        Ok(())
+    } else {
+        let what = match action {
+            Action::Publish => "publish to",
+            Action::Consume => "consume from",
+            Action::Manage => "manage",
+        };
+        Err(ApiError::forbidden(format!("{} may not {what} {name}", caller.name)))
     }
 }
 
@@ -103,6 +121,7 @@ async fn create(
     kind: Kind,
     Body(body): Body<Create>,
 ) -> Result<Response, ApiError> {
+    allowed(&caller, Action::Manage, &body.name)?;
     let mut settings = body.settings.unwrap_or_else(|| json!({}));
     if let Value::Object(map) = &mut settings {
         if !map.contains_key("durability") {
@@ -163,11 +182,13 @@ fn ten() -> usize {
 
 async fn peek(
     State(state): State<AppState>,
+    caller: Caller,
     Path(name): Path<String>,
     Query(q): Query<PeekQuery>,
     kind: Kind,
 ) -> Result<Json<Value>, ApiError> {
     info(&state, &name, kind)?;
+    allowed(&caller, Action::Consume, &name)?;
     if q.max == 0 || q.max > 1000 {
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_argument", "max must be 1 to 1000"));
     }
@@ -183,6 +204,7 @@ async fn publish(
     kind: Kind,
 ) -> Result<Response, ApiError> {
     info(&state, &name, kind)?;
+    allowed(&caller, Action::Publish, &name)?;
     let published = state.broker.publish(&name, Some(&caller.name), body.into_messages()?).await?;
     Ok((StatusCode::CREATED, Json(json!({ "published": published }))).into_response())
 }
@@ -204,6 +226,7 @@ async fn receive(
     sub: Option<String>,
     Body(body): Body<Receive>,
 ) -> Result<Json<Value>, ApiError> {
+    allowed(&caller, Action::Consume, &name)?;
     let wait = body.wait_ms.unwrap_or(0);
     if wait > state.config.limits.max_wait_ms {
         let max = state.config.limits.max_wait_ms;
@@ -225,7 +248,7 @@ async fn receive(
 }
 
 #[derive(Clone, Copy)]
-enum Action {
+enum Settle {
     Ack,
     Nack,
     Extend,
@@ -233,7 +256,7 @@ enum Action {
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct Settle {
+struct SettleBody {
     leases: Vec<u64>,
     #[serde(default)]
     delay_ms: u64,
@@ -242,20 +265,22 @@ struct Settle {
 
 async fn settle(
     State(state): State<AppState>,
+    caller: Caller,
     name: String,
     sub: Option<String>,
-    action: Action,
-    Body(body): Body<Settle>,
+    action: Settle,
+    Body(body): Body<SettleBody>,
 ) -> Result<Json<Value>, ApiError> {
+    allowed(&caller, Action::Consume, &name)?;
     if body.leases.is_empty() || body.leases.len() > 1000 {
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_argument", "leases: 1 to 1000 lease ids"));
     }
     let b = &state.broker;
     let sub = sub.as_deref();
     let results = match action {
-        Action::Ack => b.ack(&name, sub, &body.leases).await?,
-        Action::Nack => b.nack(&name, sub, &body.leases, Duration::from_millis(body.delay_ms)).await?,
-        Action::Extend => {
+        Settle::Ack => b.ack(&name, sub, &body.leases).await?,
+        Settle::Nack => b.nack(&name, sub, &body.leases, Duration::from_millis(body.delay_ms)).await?,
+        Settle::Extend => {
             let v = body.visibility_ms.ok_or_else(|| {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_argument", "visibility_ms is required")
             })?;
@@ -294,10 +319,12 @@ struct Subscribe {
 
 async fn subscribe(
     State(state): State<AppState>,
+    caller: Caller,
     Path(topic): Path<String>,
     Body(body): Body<Subscribe>,
 ) -> Result<Response, ApiError> {
     info(&state, &topic, Kind::Topic)?;
+    allowed(&caller, Action::Consume, &topic)?;
     state.broker.subscribe(&topic, &body.name, body.settings).await?;
     let d = info(&state, &topic, Kind::Topic)?;
     let stats = d.subscriptions.get(&body.name).cloned().unwrap_or_default();
@@ -322,9 +349,11 @@ struct Seek {
 
 async fn seek(
     State(state): State<AppState>,
+    caller: Caller,
     Path((topic, sub)): Path<(String, String)>,
     Body(body): Body<Seek>,
 ) -> Result<StatusCode, ApiError> {
+    allowed(&caller, Action::Consume, &topic)?;
     state.broker.seek(&topic, &sub, body.to).await?;
     Ok(StatusCode::NO_CONTENT)
 }

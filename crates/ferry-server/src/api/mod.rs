@@ -4,6 +4,7 @@
 mod destinations;
 mod error;
 mod messages;
+mod users;
 
 pub use error::ApiError;
 
@@ -119,8 +120,10 @@ async fn not_found() -> ApiError {
 
 /// The whole HTTP API.
 pub fn router(state: AppState) -> Router {
-    let v1 =
-        destinations::routes().fallback(not_found).layer(middleware::from_fn_with_state(state.clone(), authenticate));
+    let v1 = destinations::routes()
+        .merge(users::routes())
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(|| async { "ready" }))
