@@ -362,3 +362,38 @@ fn users_permissions_and_ownership() {
     assert_eq!(s.v1("GET", "/queues", &alice, None).0, 401, "a deleted user's token stops working");
     assert_eq!(s.v1("DELETE", "/users/alice", &admin, None).0, 404);
 }
+
+#[test]
+fn server_sent_events_stream_messages_with_leases() {
+    use std::io::BufRead;
+    let s = serve();
+    let t = s.admin();
+    s.v1("POST", "/queues", &t, Some(json!({"name": "live"})));
+    assert_eq!(s.v1("GET", "/queues/nope/stream", &t, None).0, 404, "errors come before the stream starts");
+    let url = format!("{}/v1/queues/live/stream?batch=2", s.url);
+    let auth = format!("Bearer {t}");
+    let reader = std::thread::spawn(move || {
+        let resp = ureq::get(&url).set("Authorization", &auth).timeout(Duration::from_secs(30)).call().unwrap();
+        assert_eq!(resp.header("content-type"), Some("text/event-stream"));
+        let mut events = Vec::new();
+        for line in std::io::BufReader::new(resp.into_reader()).lines() {
+            let line = line.unwrap();
+            if let Some(data) = line.strip_prefix("data: ") {
+                events.push(serde_json::from_str::<Value>(data).unwrap());
+                if events.len() == 3 {
+                    break; // hanging up ends the stream
+                }
+            }
+        }
+        events
+    });
+    for body in ["one", "two", "three"] {
+        s.v1("POST", "/queues/live/messages", &t, Some(json!({"body": body})));
+    }
+    let events = reader.join().unwrap();
+    let bodies: Vec<&str> = events.iter().map(|e| e["body"].as_str().unwrap()).collect();
+    assert_eq!(bodies, ["one", "two", "three"]);
+    let leases: Vec<u64> = events.iter().map(|e| e["lease"].as_u64().unwrap()).collect();
+    let (_, acked) = s.v1("POST", "/queues/live/ack", &t, Some(json!({"leases": leases})));
+    assert!(acked["results"].as_array().unwrap().iter().all(|r| r["ok"] == true), "{acked}");
+}

@@ -52,6 +52,8 @@ pub(super) fn routes() -> Router<AppState> {
             post(|s, c, Path((n, sub)), b| settle(s, c, n, Some(sub), Settle::Extend, b)),
         )
         .route("/topics/{name}/subscriptions/{sub}/seek", post(seek))
+        .route("/queues/{name}/stream", get(super::stream::queue))
+        .route("/topics/{name}/subscriptions/{sub}/stream", get(super::stream::subscription))
 }
 
 /// The destination, if it exists and is of `kind`.

@@ -4,6 +4,7 @@
 mod destinations;
 mod error;
 mod messages;
+mod stream;
 mod users;
 
 pub use error::ApiError;
