@@ -397,3 +397,24 @@ fn server_sent_events_stream_messages_with_leases() {
     let (_, acked) = s.v1("POST", "/queues/live/ack", &t, Some(json!({"leases": leases})));
     assert!(acked["results"].as_array().unwrap().iter().all(|r| r["ok"] == true), "{acked}");
 }
+
+#[test]
+fn prometheus_metrics() {
+    let s = serve();
+    let t = s.admin();
+    s.v1("POST", "/queues", &t, Some(json!({"name": "jobs"})));
+    s.v1("POST", "/queues/jobs/messages", &t, Some(json!([{"body": "a"}, {"body": "b"}])));
+    s.v1("POST", "/queues/jobs/receive", &t, Some(json!({})));
+    let (status, text) = call("GET", &format!("{}/metrics", s.url), None, None);
+    assert_eq!(status, 200);
+    let text = text.as_str().unwrap().to_string();
+    for expected in [
+        r#"ferry_destination_depth{destination="jobs",kind="queue"} 2"#,
+        r#"ferry_destination_in_flight{destination="jobs",kind="queue"} 1"#,
+        r#"ferry_destination_published_total{destination="jobs",kind="queue"} 2"#,
+        r#"ferry_http_requests_total{method="POST",route="/v1/queues/{name}/messages",status="201"} 1"#,
+        "ferry_http_request_seconds_bucket",
+    ] {
+        assert!(text.contains(expected), "missing {expected} in:\n{text}");
+    }
+}

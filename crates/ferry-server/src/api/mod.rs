@@ -4,6 +4,7 @@
 mod destinations;
 mod error;
 mod messages;
+mod metrics;
 mod stream;
 mod users;
 
@@ -30,12 +31,13 @@ pub struct AppState {
     pub(crate) broker: Broker,
     pub(crate) auth: Arc<Auth>,
     pub(crate) config: Arc<Config>,
+    pub(crate) http_metrics: Arc<metrics::HttpMetrics>,
 }
 
 impl AppState {
     /// State over an open broker and user store.
     pub fn new(broker: Broker, auth: Arc<Auth>, config: Arc<Config>) -> AppState {
-        AppState { broker, auth, config }
+        AppState { broker, auth, config, http_metrics: Arc::default() }
     }
 }
 
@@ -128,9 +130,11 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(|| async { "ready" }))
+        .route("/metrics", get(metrics::metrics))
         .route("/v1/auth/token", post(token))
         .nest("/v1", v1)
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(DefaultBodyLimit::max(state.config.limits.max_body_bytes))
         .with_state(state)
 }

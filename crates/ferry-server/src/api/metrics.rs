@@ -1,0 +1,113 @@
+//! `/metrics` in the Prometheus text format: the broker's destinations (depth, bytes,
+//! in-flight, and the published, delivered, acked, dead-lettered and expired totals, per
+//! destination and per subscription), and the HTTP API's requests by route and status with
+//! their latency.
+
+use super::AppState;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+use std::time::Instant;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    method: String,
+    route: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DestLabels {
+    destination: String,
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SubLabels {
+    destination: String,
+    subscription: String,
+}
+
+/// The HTTP API's own counters, updated by a middleware on every request.
+pub(crate) struct HttpMetrics {
+    requests: Family<RouteLabels, Counter>,
+    latency: Family<RouteLabels, Histogram>,
+}
+
+impl Default for HttpMetrics {
+    fn default() -> Self {
+        HttpMetrics {
+            requests: Family::default(),
+            latency: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.0001, 4.0, 10))),
+        }
+    }
+}
+
+/// Counts a request and times it. The route is the matched pattern (`/v1/queues/{name}`),
+/// so names do not multiply the series.
+pub(super) async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let method = req.method().to_string();
+    let route =
+        req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
+    let start = Instant::now();
+    let resp = next.run(req).await;
+    let labels = RouteLabels { method, route, status: resp.status().as_u16() };
+    state.http_metrics.requests.get_or_create(&labels).inc();
+    state.http_metrics.latency.get_or_create(&labels).observe(start.elapsed().as_secs_f64());
+    resp
+}
+
+/// `GET /metrics`.
+pub(super) async fn metrics(State(state): State<AppState>) -> Response {
+    let mut registry = Registry::with_prefix("ferry");
+    let gauge = || Family::<DestLabels, Gauge<u64, AtomicU64>>::default();
+    let counter = || Family::<DestLabels, Counter>::default();
+    let (depth, bytes, in_flight) = (gauge(), gauge(), gauge());
+    let (published, delivered, acked, dead, expired) = (counter(), counter(), counter(), counter(), counter());
+    let sub_depth = Family::<SubLabels, Gauge<u64, AtomicU64>>::default();
+    let sub_in_flight = Family::<SubLabels, Gauge<u64, AtomicU64>>::default();
+    for (name, _) in state.broker.list() {
+        let Ok(d) = state.broker.describe(&name) else { continue };
+        let l = DestLabels { destination: name.clone(), kind: d.kind.to_string() };
+        depth.get_or_create(&l).set(d.stats.depth);
+        bytes.get_or_create(&l).set(d.stats.bytes);
+        in_flight.get_or_create(&l).set(d.stats.in_flight);
+        published.get_or_create(&l).inc_by(d.stats.published);
+        delivered.get_or_create(&l).inc_by(d.stats.delivered);
+        acked.get_or_create(&l).inc_by(d.stats.acked);
+        dead.get_or_create(&l).inc_by(d.stats.dead_lettered);
+        expired.get_or_create(&l).inc_by(d.stats.expired);
+        for (sub, s) in &d.subscriptions {
+            let l = SubLabels { destination: name.clone(), subscription: sub.clone() };
+            sub_depth.get_or_create(&l).set(s.depth);
+            sub_in_flight.get_or_create(&l).set(s.in_flight);
+        }
+    }
+    registry.register("destination_depth", "Messages stored", depth);
+    registry.register("destination_bytes", "Bytes of stored message bodies", bytes);
+    registry.register("destination_in_flight", "Messages leased and not settled", in_flight);
+    registry.register("destination_published", "Messages published", published);
+    registry.register("destination_delivered", "Deliveries, redeliveries included", delivered);
+    registry.register("destination_acked", "Messages acked", acked);
+    registry.register("destination_dead_lettered", "Messages moved to a dead-letter queue", dead);
+    registry.register("destination_expired", "Messages dropped by TTL or retention", expired);
+    registry.register("subscription_pending", "Messages a subscription has yet to deliver", sub_depth);
+    registry.register("subscription_in_flight", "Messages a subscription has leased", sub_in_flight);
+    registry.register("http_requests", "HTTP requests by route and status", state.http_metrics.requests.clone());
+    registry.register("http_request_seconds", "HTTP request latency", state.http_metrics.latency.clone());
+    let mut text = String::new();
+    match encode(&mut text, &registry) {
+        Ok(()) => ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text)
+            .into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
