@@ -418,3 +418,19 @@ fn prometheus_metrics() {
         assert!(text.contains(expected), "missing {expected} in:\n{text}");
     }
 }
+
+#[test]
+fn repeated_failed_logins_are_locked_out() {
+    let s = serve();
+    let login = |p: &str| {
+        call("POST", &format!("{}/v1/auth/token", s.url), None, Some(json!({"username": "admin", "password": p}))).0
+    };
+    for _ in 0..5 {
+        assert_eq!(login("wrong-guess"), 401);
+    }
+    // Locked now: even the right password is refused until the lockout passes.
+    assert_eq!(login(PASSWORD), 429);
+    let (_, body) =
+        call("POST", &format!("{}/v1/auth/token", s.url), None, Some(json!({"username": "admin", "password": "x"})));
+    assert_eq!(body["error"]["code"], "too_many_failed_logins");
+}

@@ -6,6 +6,7 @@ mod error;
 mod messages;
 mod metrics;
 mod stream;
+mod throttle;
 mod users;
 
 pub use error::ApiError;
@@ -32,12 +33,13 @@ pub struct AppState {
     pub(crate) auth: Arc<Auth>,
     pub(crate) config: Arc<Config>,
     pub(crate) http_metrics: Arc<metrics::HttpMetrics>,
+    pub(crate) logins: Arc<throttle::LoginThrottle>,
 }
 
 impl AppState {
     /// State over an open broker and user store.
     pub fn new(broker: Broker, auth: Arc<Auth>, config: Arc<Config>) -> AppState {
-        AppState { broker, auth, config, http_metrics: Arc::default() }
+        AppState { broker, auth, config, http_metrics: Arc::default(), logins: Arc::default() }
     }
 }
 
@@ -103,11 +105,24 @@ async fn token(State(state): State<AppState>, Body(login): Body<Login>) -> Resul
             "username and password are required",
         ));
     }
+    if let Some(wait) = state.logins.wait(&login.username) {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_failed_logins",
+            format!("too many failed logins for this user; try again in {} s", wait.as_secs() + 1),
+        ));
+    }
     let auth = state.auth.clone();
+    let name = login.username.clone();
     // argon2id is slow on purpose; keep it off the runtime's workers.
     let result = tokio::task::spawn_blocking(move || auth.login(&login.username, &login.password))
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
+    match &result {
+        Ok(_) => state.logins.succeeded(&name),
+        Err(AuthError::BadCredentials) => state.logins.failed(&name),
+        Err(_) => {}
+    }
     match result {
         Ok((token, ttl)) => {
             Ok(Json(json!({ "access_token": token, "token_type": "Bearer", "expires_in": ttl })).into_response())
