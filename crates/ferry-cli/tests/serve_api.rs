@@ -434,3 +434,31 @@ fn repeated_failed_logins_are_locked_out() {
         call("POST", &format!("{}/v1/auth/token", s.url), None, Some(json!({"username": "admin", "password": "x"})));
     assert_eq!(body["error"]["code"], "too_many_failed_logins");
 }
+
+#[test]
+fn api_keys_act_as_their_owner() {
+    let s = serve();
+    let admin = s.admin();
+    let perms = json!({"publish": ["svc.*"], "consume": ["svc.*"]});
+    s.v1("PUT", "/users/svc", &admin, Some(json!({"password": "svc-password", "permissions": perms})));
+    s.v1("POST", "/queues", &admin, Some(json!({"name": "svc.in"})));
+    let user = s.token("svc", "svc-password");
+    let (status, made) = s.v1("POST", "/apikeys", &user, Some(json!({"label": "worker"})));
+    assert_eq!(status, 201, "{made}");
+    let key = made["key"].as_str().unwrap().to_string();
+    let id = made["info"]["id"].as_str().unwrap().to_string();
+    assert!(key.starts_with("fk_"));
+
+    // The key works like the user's token, with the user's permissions.
+    assert_eq!(s.v1("POST", "/queues/svc.in/messages", &key, Some(json!({"body": "k"}))).0, 201);
+    assert_eq!(s.v1("POST", "/queues", &key, Some(json!({"name": "other"}))).0, 403);
+    let (_, mine) = s.v1("GET", "/apikeys", &user, None);
+    assert_eq!(mine["apikeys"][0]["label"], "worker");
+    assert!(mine["apikeys"][0].get("key").is_none(), "the key itself is never shown again");
+    // A wrong secret with a real id is refused; so is the key once deleted.
+    let forged = format!("fk_{id}_{}", "x".repeat(40));
+    assert_eq!(s.v1("GET", "/queues", &forged, None).0, 401);
+    assert_eq!(s.v1("DELETE", &format!("/apikeys/{id}"), &user, None).0, 204);
+    assert_eq!(s.v1("GET", "/queues", &key, None).0, 401);
+    assert_eq!(s.v1("DELETE", &format!("/apikeys/{id}"), &admin, None).0, 404);
+}

@@ -143,12 +143,43 @@ pub enum AuthError {
 pub struct Auth {
     path: PathBuf,
     users: RwLock<BTreeMap<String, User>>,
+    keys_path: PathBuf,
+    keys: RwLock<BTreeMap<String, StoredKey>>,
     encoding: EncodingKey,
     decoding: DecodingKey,
     ttl_secs: u64,
 }
 
 const USERS_FILE: &str = "users";
+const KEYS_FILE: &str = "apikeys";
+/// API keys look like `fk_<id>_<secret>`.
+const KEY_PREFIX: &str = "fk_";
+
+/// An API key as stored: only a hash of its secret.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct StoredKey {
+    owner: String,
+    label: String,
+    created_at: u64,
+    secret_sha256: String,
+}
+
+/// An API key as its owner sees it (without the secret).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ApiKeyInfo {
+    /// The key's id (the part after `fk_`, before the secret).
+    pub id: String,
+    /// Whose identity and permissions it carries.
+    pub owner: String,
+    /// A label of the owner's choosing.
+    pub label: String,
+    /// When it was made (milliseconds since the epoch).
+    pub created_at: u64,
+}
+
+fn sha256_hex(data: &str) -> String {
+    ring::digest::digest(&ring::digest::SHA256, data.as_bytes()).as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
 const SECRET_FILE: &str = "token.secret";
 
 fn storage(e: impl std::fmt::Display) -> AuthError {
@@ -191,9 +222,16 @@ impl Auth {
             Some(bytes) => serde_json::from_slice(&bytes).map_err(storage)?,
             None => BTreeMap::new(),
         };
+        let keys_path = dir.join(KEYS_FILE);
+        let keys: BTreeMap<String, StoredKey> = match ferry_log::snapshot::read(&keys_path).map_err(storage)? {
+            Some(bytes) => serde_json::from_slice(&bytes).map_err(storage)?,
+            None => BTreeMap::new(),
+        };
         let auth = Auth {
             path,
             users: RwLock::new(users),
+            keys_path,
+            keys: RwLock::new(keys),
             encoding: EncodingKey::from_secret(&secret),
             decoding: DecodingKey::from_secret(&secret),
             ttl_secs,
@@ -263,6 +301,9 @@ impl Auth {
     ///
     /// [`AuthError::BadToken`] or [`AuthError::Expired`].
     pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        if let Some(key) = token.strip_prefix(KEY_PREFIX) {
+            return self.verify_key(key);
+        }
         let mut validation = Validation::default();
         validation.leeway = 0;
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation).map_err(|e| match e.kind() {
@@ -271,9 +312,94 @@ impl Auth {
         })?;
         // A deleted user's tokens stop working at once; changed roles and permissions take
         // effect at once too.
+        self.principal(&data.claims.sub)
+    }
+
+    fn principal(&self, name: &str) -> Result<Principal, AuthError> {
         let users = self.read_users();
-        let user = users.get(&data.claims.sub).ok_or(AuthError::BadToken)?;
-        Ok(Principal { name: data.claims.sub.clone(), role: user.role, permissions: user.permissions.clone() })
+        let user = users.get(name).ok_or(AuthError::BadToken)?;
+        Ok(Principal { name: name.to_string(), role: user.role, permissions: user.permissions.clone() })
+    }
+
+    fn verify_key(&self, key: &str) -> Result<Principal, AuthError> {
+        let (id, secret) = key.split_once('_').ok_or(AuthError::BadToken)?;
+        let owner = {
+            let keys = self.keys.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let stored = keys.get(id).ok_or(AuthError::BadToken)?;
+            // Comparing hashes: how long the comparison takes says nothing useful about the
+            // secret.
+            if stored.secret_sha256 != sha256_hex(secret) {
+                return Err(AuthError::BadToken);
+            }
+            stored.owner.clone()
+        };
+        // The key acts as its owner, with the owner's current role and permissions.
+        self.principal(&owner)
+    }
+
+    fn write_keys(
+        &self,
+        f: impl FnOnce(&mut BTreeMap<String, StoredKey>) -> Result<(), AuthError>,
+    ) -> Result<(), AuthError> {
+        let mut keys = self.keys.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut next = keys.clone();
+        f(&mut next)?;
+        let bytes = serde_json::to_vec(&next).map_err(storage)?;
+        ferry_log::snapshot::write(&self.keys_path, &bytes).map_err(storage)?;
+        *keys = next;
+        Ok(())
+    }
+
+    /// Makes an API key for `owner` and returns it whole; only its hash is kept, so this is
+    /// the only time anyone sees it.
+    ///
+    /// # Errors
+    ///
+    /// [`AuthError::Storage`].
+    pub fn create_key(&self, owner: &str, label: &str) -> Result<(ApiKeyInfo, String), AuthError> {
+        let id = Alphanumeric.sample_string(&mut rand::thread_rng(), 12);
+        let secret = Alphanumeric.sample_string(&mut rand::thread_rng(), 40);
+        let stored = StoredKey {
+            owner: owner.to_string(),
+            label: label.to_string(),
+            created_at: ferry_broker::now_ms(),
+            secret_sha256: sha256_hex(&secret),
+        };
+        let info =
+            ApiKeyInfo { id: id.clone(), owner: owner.into(), label: label.into(), created_at: stored.created_at };
+        self.write_keys(|k| {
+            k.insert(id.clone(), stored);
+            Ok(())
+        })?;
+        Ok((info, format!("{KEY_PREFIX}{id}_{secret}")))
+    }
+
+    /// The API keys of `owner`, or everyone's with `None`.
+    pub fn keys(&self, owner: Option<&str>) -> Vec<ApiKeyInfo> {
+        let keys = self.keys.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        keys.iter()
+            .filter(|(_, k)| owner.is_none_or(|o| k.owner == o))
+            .map(|(id, k)| ApiKeyInfo {
+                id: id.clone(),
+                owner: k.owner.clone(),
+                label: k.label.clone(),
+                created_at: k.created_at,
+            })
+            .collect()
+    }
+
+    /// Deletes an API key; its owner if it existed.
+    ///
+    /// # Errors
+    ///
+    /// [`AuthError::Storage`].
+    pub fn delete_key(&self, id: &str) -> Result<Option<String>, AuthError> {
+        let mut owner = None;
+        self.write_keys(|k| {
+            owner = k.remove(id).map(|k| k.owner);
+            Ok(())
+        })?;
+        Ok(owner)
     }
 
     /// Every user.

@@ -1,6 +1,7 @@
 //! The HTTP API: `fn router(state) -> Router`, the `/v1` routes behind one authentication
 //! layer, and the pieces every handler shares (state, principal, JSON bodies, errors).
 
+mod apikeys;
 mod destinations;
 mod error;
 mod messages;
@@ -140,6 +141,7 @@ async fn not_found() -> ApiError {
 pub fn router(state: AppState) -> Router {
     let v1 = destinations::routes()
         .merge(users::routes())
+        .merge(apikeys::routes())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()
