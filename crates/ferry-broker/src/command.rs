@@ -30,6 +30,14 @@ pub enum Command {
         /// Its name.
         name: String,
     },
+    /// Replaces a destination's settings. A queue's leases and dead-lettering follow the
+    /// new values from now on; a topic's existing subscriptions keep their own.
+    UpdateSettings {
+        /// The destination.
+        name: String,
+        /// The new settings, whole.
+        settings: Settings,
+    },
     /// Removes every message of a destination.
     Purge {
         /// Time of the request.

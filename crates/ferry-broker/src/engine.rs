@@ -326,6 +326,15 @@ impl Broker {
         self.run(Command::DeleteDestination { name: name.into() }, true).await.map(drop)
     }
 
+    /// Replaces a destination's settings.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`], [`Error::Invalid`].
+    pub async fn update_settings(&self, name: &str, settings: Settings) -> Result<()> {
+        self.run(Command::UpdateSettings { name: name.into(), settings }, true).await.map(drop)
+    }
+
     /// Removes every message of a destination.
     ///
     /// # Errors

@@ -43,7 +43,7 @@ pub enum Durability {
 
 /// A destination's settings. Zero means "no limit" for the limits.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// When publishes are acknowledged.
     pub durability: Durability,

@@ -266,3 +266,17 @@ fn a_tick_applies_deadlines_without_touching_the_queue() {
     assert_eq!(m.state.describe("q.dlq", 100).unwrap().stats.depth, 1);
     assert_eq!(m.state.next_deadline(), None);
 }
+
+#[test]
+fn settings_can_change_and_bad_ones_change_nothing() {
+    let mut m = Machine::new();
+    m.queue("q", Settings::default());
+    let tighter = Settings { visibility_timeout_ms: 100, max_message_size: 4, ..Settings::default() };
+    assert_eq!(m.run(Command::UpdateSettings { name: "q".into(), settings: tighter }), Outcome::Done);
+    assert!(matches!(m.publish(0, "q", vec![msg("too long")]), Outcome::Failed(Error::MessageTooLarge { .. })));
+    m.publish(0, "q", vec![msg("ok")]);
+    m.receive(0, "q", 1);
+    assert_eq!(m.state.next_deadline(), Some(100), "the new visibility timeout applies");
+    let bad = Settings { max_messages: 3, ..Settings::default() };
+    assert!(matches!(m.refused(Command::UpdateSettings { name: "q".into(), settings: bad }), Error::Invalid { .. }));
+}

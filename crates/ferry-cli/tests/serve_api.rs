@@ -151,6 +151,18 @@ fn a_queue_from_creation_to_deletion() {
     assert!(!again.is_empty());
     assert!(again.iter().all(|m| m["delivery_count"] == 2), "{again:?}");
 
+    // Settings change in place; bad ones are refused and change nothing.
+    let (status, changed) = s.v1("PATCH", "/queues/jobs", &t, Some(json!({"max_deliveries": 7})));
+    assert_eq!(status, 200, "{changed}");
+    assert_eq!(
+        (changed["settings"]["max_deliveries"].as_u64(), changed["settings"]["visibility_timeout_ms"].as_u64()),
+        (Some(7), Some(200))
+    );
+    assert_eq!(s.v1("PATCH", "/queues/jobs", &t, Some(json!({"max_bytes": 9}))).0, 422);
+    assert_eq!(s.v1("PATCH", "/queues/jobs", &t, Some(json!({"colour": "red"}))).0, 422);
+    assert_eq!(s.v1("PATCH", "/queues/jobs", &t, Some(json!(5))).0, 422);
+    assert_eq!(s.v1("GET", "/queues/jobs", &t, None).1["settings"]["max_deliveries"], 7);
+
     // Peek, describe, purge, delete.
     assert_eq!(s.v1("GET", "/queues/jobs/peek?max=5", &t, None).1["messages"].as_array().unwrap().len(), 2);
     let (_, d) = s.v1("GET", "/queues/jobs", &t, None);

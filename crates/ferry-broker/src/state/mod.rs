@@ -99,6 +99,16 @@ impl State {
                 self.destinations.remove(name).ok_or_else(|| not_found(None, name))?;
                 Ok(Outcome::Done)
             }
+            Command::UpdateSettings { name, settings } => {
+                let d = self.destinations.get_mut(name).ok_or_else(|| not_found(None, name))?;
+                settings.validate(d.kind, name)?;
+                if let Some(sub) = d.subs.get_mut(QUEUE_SUB).filter(|_| d.kind == Kind::Queue) {
+                    sub.visibility_ms = settings.visibility_timeout_ms;
+                    sub.max_deliveries = settings.max_deliveries;
+                }
+                d.settings = settings.clone();
+                Ok(Outcome::Done)
+            }
             Command::Purge { now, name } => {
                 self.tick(*now);
                 let d = self.destinations.get_mut(name).ok_or_else(|| not_found(None, name))?;

@@ -23,7 +23,9 @@ pub(super) fn routes() -> Router<AppState> {
             .route(prefix, get(move |s, c| list(s, c, kind)).post(move |s, c, b| create(s, c, kind, b)))
             .route(
                 &format!("{prefix}/{{name}}"),
-                get(move |s, p| describe(s, p, kind)).delete(move |s, c, p| remove(s, c, p, kind)),
+                get(move |s, p| describe(s, p, kind))
+                    .delete(move |s, c, p| remove(s, c, p, kind))
+                    .patch(move |s, c, p, b| update(s, c, p, b, kind)),
             )
             .route(&format!("{prefix}/{{name}}/purge"), post(move |s, c, p| purge(s, c, p, kind)))
             .route(&format!("{prefix}/{{name}}/peek"), get(move |s, c, p, q| peek(s, c, p, q, kind)))
@@ -145,6 +147,29 @@ async fn describe(
     Path(name): Path<String>,
     kind: Kind,
 ) -> Result<Json<DestinationInfo>, ApiError> {
+    Ok(Json(info(&state, &name, kind)?))
+}
+
+/// `PATCH`: changes the settings named in the body, keeping the others.
+async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Body(changes): Body<Value>,
+    kind: Kind,
+) -> Result<Json<DestinationInfo>, ApiError> {
+    owned(&state, &caller, &name, kind)?;
+    let Value::Object(changes) = changes else {
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", "a JSON object of settings"));
+    };
+    let mut settings =
+        serde_json::to_value(info(&state, &name, kind)?.settings).map_err(|e| ApiError::internal(e.to_string()))?;
+    if let Value::Object(current) = &mut settings {
+        current.extend(changes);
+    }
+    let settings: Settings = serde_json::from_value(settings)
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_settings", e.to_string()))?;
+    state.broker.update_settings(&name, settings).await?;
     Ok(Json(info(&state, &name, kind)?))
 }
 
