@@ -15,11 +15,16 @@ const FERRY: &str = env!("CARGO_BIN_EXE_ferry");
 /// A free loopback port for a listener, picked at random below the ephemeral range.
 /// (`free_port()` hands out ephemeral ports, which the many connections of parallel cases
 /// can take between the check and the bind.)
+/// Never the same port twice in this process: two parallel cases on one port would have
+/// one's dialer reach the other's listener, or find it already gone.
 fn port() -> u16 {
     use rand::Rng;
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     loop {
         let p = rand::thread_rng().gen_range(20_000..32_000);
-        if std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() {
+        let mut given = GIVEN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !given.contains(&p) && std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() {
+            given.push(p);
             return p;
         }
     }

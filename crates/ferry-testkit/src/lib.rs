@@ -29,8 +29,18 @@ pub fn which(program: &str) -> Option<PathBuf> {
 /// A loopback TCP port that was free a moment ago, for peers that cannot listen on port 0
 /// and report the port back (nngcat).
 pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    l.local_addr().expect("local addr").port()
+    // Never the same port twice in one test process, so that parallel tests cannot end up
+    // sharing one when the system hands a freed port out again.
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let port = l.local_addr().expect("local addr").port();
+        let mut given = GIVEN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// A `tcp://127.0.0.1:PORT` URL on a free port.
