@@ -474,3 +474,73 @@ fn api_keys_act_as_their_owner() {
     assert_eq!(s.v1("GET", "/queues", &key, None).0, 401);
     assert_eq!(s.v1("DELETE", &format!("/apikeys/{id}"), &admin, None).0, 404);
 }
+
+#[test]
+fn websocket_streams_with_credits_and_settles() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+    let s = serve();
+    let t = s.admin();
+    s.v1("POST", "/queues", &t, Some(json!({"name": "w"})));
+    for i in 0..5 {
+        s.v1("POST", "/queues/w/messages", &t, Some(json!({"body": format!("m{i}")})));
+    }
+    let port: u16 = s.url.rsplit(':').next().unwrap().parse().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        // Errors come before the upgrade, with their status codes.
+        let mut req = format!("ws://127.0.0.1:{port}/v1/queues/missing/ws").into_client_request().unwrap();
+        req.headers_mut().insert("authorization", format!("Bearer {t}").parse().unwrap());
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        match tokio_tungstenite::client_async(req, tcp).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 404),
+            other => panic!("expected a 404, got {other:?}"),
+        }
+        let url = format!("ws://127.0.0.1:{port}/v1/queues/w/ws?credit=2");
+        let mut req = url.as_str().into_client_request().unwrap();
+        req.headers_mut().insert("authorization", format!("Bearer {t}").parse().unwrap());
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let (mut ws, _) = tokio_tungstenite::client_async(req, tcp).await.unwrap();
+        // Two credits: two messages, then nothing until more credit comes.
+        let a = next_json(&mut ws).await.unwrap();
+        let b = next_json(&mut ws).await.unwrap();
+        assert_eq!((a["body"].as_str(), b["body"].as_str()), (Some("m0"), Some("m1")));
+        let quiet = tokio::time::timeout(Duration::from_millis(300), ws.next()).await;
+        assert!(quiet.is_err(), "no credit, no message: {quiet:?}");
+        ws.send(Message::Text(json!({"ack": [a["lease"], b["lease"]]}).to_string().into())).await.unwrap();
+        let settled = loop {
+            let v = next_json(&mut ws).await.unwrap();
+            if v["type"] == "settled" {
+                break v;
+            }
+        };
+        assert_eq!(settled["results"], json!([{"ok": true}, {"ok": true}]));
+        ws.send(Message::Text(json!({"credit": 3}).to_string().into())).await.unwrap();
+        let mut bodies = Vec::new();
+        while bodies.len() < 3 {
+            let v = next_json(&mut ws).await.unwrap();
+            if v["type"] == "message" {
+                bodies.push(v["body"].as_str().unwrap().to_string());
+            }
+        }
+        assert_eq!(bodies, ["m2", "m3", "m4"]);
+        ws.close(None).await.unwrap();
+    });
+    assert_eq!(s.v1("GET", "/queues/w", &t, None).1["stats"]["acked"], 2);
+}
+
+/// The next text frame as JSON, waiting at most 10 s.
+async fn next_json<S>(ws: &mut S) -> Option<Value>
+where
+    S: futures::Stream<Item = Result<tokio_tungstenite::tungstenite::Message, tokio_tungstenite::tungstenite::Error>>
+        + Unpin,
+{
+    use futures::StreamExt;
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(10), ws.next()).await.ok()??.ok()?;
+        if let tokio_tungstenite::tungstenite::Message::Text(t) = frame {
+            return serde_json::from_str(&t).ok();
+        }
+    }
+}

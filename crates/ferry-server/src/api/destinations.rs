@@ -55,6 +55,8 @@ pub(super) fn routes() -> Router<AppState> {
         )
         .route("/topics/{name}/subscriptions/{sub}/seek", post(seek))
         .route("/queues/{name}/stream", get(super::stream::queue))
+        .route("/queues/{name}/ws", get(super::ws::queue))
+        .route("/topics/{name}/subscriptions/{sub}/ws", get(super::ws::subscription))
         .route("/topics/{name}/subscriptions/{sub}/stream", get(super::stream::subscription))
 }
 

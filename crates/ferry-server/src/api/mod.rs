@@ -9,6 +9,7 @@ mod metrics;
 mod stream;
 mod throttle;
 mod users;
+mod ws;
 
 pub use error::ApiError;
 
