@@ -544,3 +544,21 @@ where
         }
     }
 }
+
+#[test]
+fn requests_beyond_the_rate_limit_get_429() {
+    let s = serve_on(tempfile::tempdir().unwrap(), &[("FERRY_REQUESTS_PER_SECOND", "1")]);
+    let t = s.admin();
+    // A burst of 2 passes; more right after are refused, with Retry-After. (Five requests,
+    // so that even a slow machine, refilling one a second, runs out.)
+    let statuses: Vec<u16> = (0..5).map(|_| s.v1("GET", "/queues", &t, None).0).collect();
+    assert_eq!(statuses[..2], [200, 200], "{statuses:?}");
+    assert!(statuses.contains(&429), "{statuses:?}");
+    let retry_after = (0..10).find_map(|_| {
+        match ureq::get(&format!("{}/v1/queues", s.url)).set("Authorization", &format!("Bearer {t}")).call() {
+            Err(ureq::Error::Status(429, r)) => Some(r.header("retry-after").map(str::to_string)),
+            _ => None,
+        }
+    });
+    assert!(matches!(retry_after, Some(Some(_))), "a 429 carries Retry-After: {retry_after:?}");
+}

@@ -78,6 +78,12 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// The longest long poll a receive may ask for, in milliseconds (default 60 s).
     pub max_wait_ms: u64,
+    /// Requests per second each user (or API key's owner) may make on `/v1`, sustained;
+    /// 0 means no limit (the default) (`FERRY_REQUESTS_PER_SECOND`).
+    pub requests_per_second: u32,
+    /// How many requests above the sustained rate a user may make in a burst (default:
+    /// twice the rate).
+    pub burst: Option<u32>,
 }
 
 impl Default for Config {
@@ -88,7 +94,7 @@ impl Default for Config {
             durability: "fsync".into(),
             admin: AdminConfig { user: "admin".into(), password: None },
             auth: AuthConfig { token_ttl_secs: 1800 },
-            limits: Limits { max_body_bytes: 8 << 20, max_wait_ms: 60_000 },
+            limits: Limits { max_body_bytes: 8 << 20, max_wait_ms: 60_000, requests_per_second: 0, burst: None },
         }
     }
 }
@@ -139,6 +145,10 @@ impl Config {
                 "FERRY_DURABILITY" => self.durability = v,
                 "FERRY_ADMIN_USER" => self.admin.user = v,
                 "FERRY_ADMIN_PASSWORD" => self.admin.password = Some(v),
+                "FERRY_REQUESTS_PER_SECOND" => {
+                    self.limits.requests_per_second =
+                        v.parse().map_err(|_| invalid(&k, "not a number of requests per second"))?;
+                }
                 "FERRY_TOKEN_TTL_SECS" => {
                     self.auth.token_ttl_secs = v.parse().map_err(|_| invalid(&k, "not a number of seconds"))?;
                 }

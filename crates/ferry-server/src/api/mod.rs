@@ -6,6 +6,7 @@ mod destinations;
 mod error;
 mod messages;
 mod metrics;
+mod ratelimit;
 mod stream;
 mod throttle;
 mod users;
@@ -36,12 +37,14 @@ pub struct AppState {
     pub(crate) config: Arc<Config>,
     pub(crate) http_metrics: Arc<metrics::HttpMetrics>,
     pub(crate) logins: Arc<throttle::LoginThrottle>,
+    pub(crate) rate: Option<Arc<ratelimit::RateLimiter>>,
 }
 
 impl AppState {
     /// State over an open broker and user store.
     pub fn new(broker: Broker, auth: Arc<Auth>, config: Arc<Config>) -> AppState {
-        AppState { broker, auth, config, http_metrics: Arc::default(), logins: Arc::default() }
+        let rate = ratelimit::RateLimiter::new(config.limits.requests_per_second, config.limits.burst).map(Arc::new);
+        AppState { broker, auth, config, http_metrics: Arc::default(), logins: Arc::default(), rate }
     }
 }
 
@@ -84,6 +87,16 @@ async fn authenticate(State(state): State<AppState>, mut req: Request, next: Nex
     };
     match state.auth.verify(token) {
         Ok(principal) => {
+            if let Some(Err(wait)) = state.rate.as_ref().map(|r| r.take(&principal.name)) {
+                let mut resp = ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    format!("too many requests; try again in {} ms", wait.as_millis() + 1),
+                )
+                .into_response();
+                resp.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(wait.as_secs() + 1));
+                return resp;
+            }
             req.extensions_mut().insert(principal);
             next.run(req).await
         }
