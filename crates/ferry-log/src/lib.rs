@@ -95,11 +95,19 @@ pub struct Log {
 /// Closes the log when the last `Log` clone goes; readers do not keep it open.
 struct Handle {
     shared: Arc<Shared>,
+    /// The writer thread, joined on drop so that the directory lock is free by the time
+    /// the last handle is gone and the log can be reopened at once.
+    writer: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Drop for Handle {
     fn drop(&mut self) {
         writer::close(&self.shared, None);
+        if let Some(writer) = self.writer.take() {
+            // The writer never waits on a `Log` handle, so this cannot deadlock; it
+            // only finishes an in-flight batch and a final sync.
+            let _ = writer.join();
+        }
     }
 }
 
@@ -161,14 +169,18 @@ impl Log {
             state: watch::Sender::new(Visible { next, closed: read_only }),
             recovery,
         });
-        if let Some(lock) = lock {
-            let w = writer::Writer::new(shared.clone(), lock)?;
-            std::thread::Builder::new()
-                .name("ferry-log-writer".into())
-                .spawn(move || w.run())
-                .map_err(|e| Error::io("start the writer thread", dir, e))?;
-        }
-        Ok(Log { handle: Arc::new(Handle { shared }) })
+        let writer = match lock {
+            Some(lock) => {
+                let w = writer::Writer::new(shared.clone(), lock)?;
+                let thread = std::thread::Builder::new()
+                    .name("ferry-log-writer".into())
+                    .spawn(move || w.run())
+                    .map_err(|e| Error::io("start the writer thread", dir, e))?;
+                Some(thread)
+            }
+            None => None,
+        };
+        Ok(Log { handle: Arc::new(Handle { shared, writer }) })
     }
 
     fn shared(&self) -> &Arc<Shared> {
