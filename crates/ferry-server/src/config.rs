@@ -48,6 +48,54 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Limits.
     pub limits: Limits,
+    /// TLS for the HTTP listener; plain HTTP when unset.
+    pub tls: Option<TlsConfig>,
+    /// The Prometheus endpoint.
+    pub metrics: MetricsConfig,
+    /// The MOM-compatible API under `/api/v1.0.0/MomServer`.
+    pub mom: MomConfig,
+}
+
+/// TLS for the HTTP listener (rustls). Both files are PEM.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain (`FERRY_TLS_CERT`, `--tls-cert`).
+    pub cert_file: PathBuf,
+    /// The private key (`FERRY_TLS_KEY`, `--tls-key`).
+    pub key_file: PathBuf,
+}
+
+/// The Prometheus endpoint.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Whether `/metrics` answers without a token (default true; `FERRY_METRICS_PUBLIC`).
+    /// When false it takes an admin's token or API key.
+    pub public: bool,
+}
+
+/// The MOM-compatible API. Its rate limits count requests per client IP and path in a
+/// fixed 60 s window, as the reference server's do; 0 turns a limit off.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MomConfig {
+    /// Whether the API is served at all (default true; `FERRY_MOM`).
+    pub enabled: bool,
+    /// Whether its rate limits apply (default true; `FERRY_MOM_RATE_LIMITS`).
+    pub rate_limits: bool,
+    /// Per minute for `GET /` (default 15).
+    pub home_per_minute: u32,
+    /// Per minute for `POST /login/` (default 300).
+    pub login_per_minute: u32,
+    /// Per minute for `/protected/` and `/admin/protected/` (default 5).
+    pub protected_per_minute: u32,
+    /// Per minute for user administration (default 15).
+    pub users_per_minute: u32,
+    /// Per minute for creating and deleting queues and topics (default 100).
+    pub admin_per_minute: u32,
+    /// Per minute for subscribe, unsubscribe, send and receive (default 200).
+    pub operations_per_minute: u32,
 }
 
 /// The account created at first start.
@@ -95,7 +143,31 @@ impl Default for Config {
             admin: AdminConfig { user: "admin".into(), password: None },
             auth: AuthConfig { token_ttl_secs: 1800 },
             limits: Limits { max_body_bytes: 8 << 20, max_wait_ms: 60_000, requests_per_second: 0, burst: None },
+            tls: None,
+            metrics: MetricsConfig { public: true },
+            mom: MomConfig {
+                enabled: true,
+                rate_limits: true,
+                home_per_minute: 15,
+                login_per_minute: 300,
+                protected_per_minute: 5,
+                users_per_minute: 15,
+                admin_per_minute: 100,
+                operations_per_minute: 200,
+            },
         }
+    }
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Config::default().metrics
+    }
+}
+
+impl Default for MomConfig {
+    fn default() -> Self {
+        Config::default().mom
     }
 }
 
@@ -149,6 +221,11 @@ impl Config {
                     self.limits.requests_per_second =
                         v.parse().map_err(|_| invalid(&k, "not a number of requests per second"))?;
                 }
+                "FERRY_METRICS_PUBLIC" => self.metrics.public = flag(&k, &v)?,
+                "FERRY_MOM" => self.mom.enabled = flag(&k, &v)?,
+                "FERRY_MOM_RATE_LIMITS" => self.mom.rate_limits = flag(&k, &v)?,
+                "FERRY_TLS_CERT" => self.tls_mut().cert_file = PathBuf::from(v),
+                "FERRY_TLS_KEY" => self.tls_mut().key_file = PathBuf::from(v),
                 "FERRY_TOKEN_TTL_SECS" => {
                     self.auth.token_ttl_secs = v.parse().map_err(|_| invalid(&k, "not a number of seconds"))?;
                 }
@@ -179,7 +256,20 @@ impl Config {
         if self.limits.max_wait_ms > 15 * 60_000 {
             return Err(invalid("limits.max_wait_ms", "at most 15 minutes"));
         }
+        if let Some(tls) = &self.tls {
+            for (key, path) in [("tls.cert_file", &tls.cert_file), ("tls.key_file", &tls.key_file)] {
+                if path.as_os_str().is_empty() {
+                    return Err(invalid(key, "required when TLS is on (set both tls.cert_file and tls.key_file)"));
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// The TLS section, made empty if it was unset (so that a file can be set on its own
+    /// and `validate` names the missing one).
+    pub fn tls_mut(&mut self) -> &mut TlsConfig {
+        self.tls.get_or_insert_with(|| TlsConfig { cert_file: PathBuf::new(), key_file: PathBuf::new() })
     }
 
     /// The durability of destinations created without one.
@@ -199,6 +289,15 @@ impl Config {
     /// The effective configuration as TOML (the admin password left out).
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot print the configuration: {e}\n"))
+    }
+}
+
+/// A boolean variable: true/false, 1/0, yes/no, on/off.
+fn flag(key: &str, v: &str) -> Result<bool, ConfigError> {
+    match v.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(invalid(key, format!("{v:?} is not true or false"))),
     }
 }
 
