@@ -595,6 +595,11 @@ impl Broker {
         self.load(deliveries)
     }
 
+    /// How long the log's `fdatasync` calls have taken since the broker opened.
+    pub fn sync_stats(&self) -> ferry_log::SyncStats {
+        self.inner.log.sync_stats()
+    }
+
     /// A copy of the whole state, for tests and diagnostics.
     pub fn state_snapshot(&self) -> State {
         self.state(State::clone)

@@ -19,6 +19,12 @@ pub(crate) struct ServeArgs {
     /// The data directory [default: ./ferry-data].
     #[arg(long, env = "FERRY_DATA")]
     data: Option<PathBuf>,
+    /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
+    #[arg(long, env = "FERRY_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key for --tls-cert.
+    #[arg(long, env = "FERRY_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Print the effective configuration (without secrets) and exit.
     #[arg(long)]
     print_config: bool,
@@ -36,6 +42,12 @@ fn load(args: &ServeArgs) -> anyhow::Result<Config> {
     if let Some(data) = &args.data {
         config.data_dir = data.clone();
     }
+    if let Some(cert) = &args.tls_cert {
+        config.tls_mut().cert_file = cert.clone();
+    }
+    if let Some(key) = &args.tls_key {
+        config.tls_mut().key_file = key.clone();
+    }
     config.validate()?;
     Ok(config)
 }
@@ -51,7 +63,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     runtime.block_on(async move {
         let server = Server::start(config).await?;
         let c = server.config();
-        println!("ferry serve: listening on http://{}", server.local_addr());
+        println!("ferry serve: listening on {}", server.url());
         println!("ferry serve: data directory {}", c.data_dir.display());
         match server.generated_password() {
             Some(p) => println!(

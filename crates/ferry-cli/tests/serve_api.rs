@@ -426,9 +426,33 @@ fn prometheus_metrics() {
         r#"ferry_destination_published_total{destination="jobs",kind="queue"} 2"#,
         r#"ferry_http_requests_total{method="POST",route="/v1/queues/{name}/messages",status="201"} 1"#,
         "ferry_http_request_seconds_bucket",
+        r#"ferry_log_fsync_seconds_bucket{le="+Inf"}"#,
     ] {
         assert!(text.contains(expected), "missing {expected} in:\n{text}");
     }
+    // Creating the queue and publishing were durable, so the log synced at least twice.
+    let syncs: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("ferry_log_fsync_seconds_count "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no fsync count in:\n{text}"));
+    assert!(syncs >= 2, "{syncs}");
+}
+
+#[test]
+fn metrics_can_be_kept_for_admins() {
+    let s = serve_on(tempfile::tempdir().unwrap(), &[("FERRY_METRICS_PUBLIC", "false")]);
+    let url = format!("{}/metrics", s.url);
+    let t = s.admin();
+    let (status, body) = s.v1("PUT", "/users/watcher", &t, Some(json!({"password": "watcher-pass-1"})));
+    assert!(status == 200 || status == 201, "{status} {body}");
+    let user = s.token("watcher", "watcher-pass-1");
+    assert_eq!(call("GET", &url, None, None).0, 401);
+    assert_eq!(call("GET", &url, Some("not-a-token"), None).0, 401);
+    assert_eq!(call("GET", &url, Some(&user), None).0, 403);
+    let (status, text) = call("GET", &url, Some(&t), None);
+    assert_eq!(status, 200);
+    assert!(text.as_str().unwrap().contains("ferry_http_requests_total"));
 }
 
 #[test]

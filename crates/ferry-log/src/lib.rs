@@ -63,6 +63,7 @@ mod recovery;
 mod segment;
 mod segment_set;
 pub mod snapshot;
+mod sync_stats;
 mod writer;
 
 pub use error::{Error, Result};
@@ -72,6 +73,7 @@ pub use reader::LogReader;
 pub use record::{Position, Record};
 pub use recovery::{Recovery, TornTail};
 pub use segment_set::SegmentInfo;
+pub use sync_stats::{SyncStats, SYNC_BUCKETS};
 pub use writer::Appended;
 
 use bytes::Bytes;
@@ -128,6 +130,7 @@ pub(crate) struct Shared {
     pub(crate) wake: Condvar,
     pub(crate) state: watch::Sender<Visible>,
     recovery: Recovery,
+    pub(crate) syncs: sync_stats::SyncRecorder,
 }
 
 impl Shared {
@@ -168,6 +171,7 @@ impl Log {
             wake: Condvar::new(),
             state: watch::Sender::new(Visible { next, closed: read_only }),
             recovery,
+            syncs: sync_stats::SyncRecorder::default(),
         });
         let writer = match lock {
             Some(lock) => {
@@ -365,6 +369,11 @@ impl Log {
     /// What recovery found and did when the log was opened.
     pub fn recovery(&self) -> &Recovery {
         &self.shared().recovery
+    }
+
+    /// How long this log's `fdatasync` calls have taken since it was opened.
+    pub fn sync_stats(&self) -> SyncStats {
+        self.shared().syncs.snapshot()
     }
 
     /// The log's directory.

@@ -505,10 +505,12 @@ impl Writer {
 
     fn sync(&mut self) -> Result<()> {
         let faulty = self.shared.opts.faults.as_ref().and_then(|f| f.sync_error());
+        let started = Instant::now();
         let result = match faulty {
             Some(e) => Err(e),
             None => self.active.file.sync_data(),
         };
+        self.shared.syncs.record(started.elapsed());
         if let Err(e) = result {
             let e = Error::io("fdatasync", &self.active.path, e);
             self.poison(&e);

@@ -386,3 +386,21 @@ async fn appenders_complete_even_when_others_in_their_batch_give_up() {
         }
     }
 }
+
+#[tokio::test]
+async fn fsync_latency_is_counted_per_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path()).unwrap();
+    assert_eq!(log.sync_stats().count, 0);
+    for i in 0..3 {
+        log.append(payload(i)).await.unwrap(); // one at a time: one sync each
+    }
+    let stats = log.sync_stats();
+    assert_eq!(stats.count, 3);
+    assert!(stats.buckets.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1), "{stats:?}");
+    assert!(stats.buckets.last().unwrap().1 <= 3);
+    let other = tempfile::tempdir().unwrap();
+    let unsynced = LogOptions::new().durability(Durability::None).open(other.path()).unwrap();
+    unsynced.append("x").await.unwrap();
+    assert_eq!(unsynced.sync_stats().count, 0);
+}

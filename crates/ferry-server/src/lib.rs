@@ -20,15 +20,18 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+mod listener;
 
 pub use config::{Config, ConfigError};
+pub use listener::ClientAddr;
 
 use auth::Auth;
+use axum::extract::{ConnectInfo, Request};
 use ferry_broker::Broker;
+use listener::HttpListener;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::net::TcpListener;
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -54,7 +57,7 @@ pub enum ServerError {
 
 /// A started server: bound, with its data open.
 pub struct Server {
-    listener: TcpListener,
+    listener: HttpListener,
     state: api::AppState,
     broker: Broker,
     generated_password: Option<String>,
@@ -68,6 +71,8 @@ impl Server {
     /// [`ServerError`] naming what failed.
     pub async fn start(config: Config) -> Result<Server, ServerError> {
         config.validate()?;
+        // The port and the TLS files first: a bad one fails before the data is touched.
+        let listener = HttpListener::bind(config.http, config.tls.as_ref()).await?;
         let dir = config.data_dir.clone();
         std::fs::create_dir_all(&dir)
             .map_err(|source| ServerError::Io { what: format!("creating {}", dir.display()), source })?;
@@ -79,16 +84,19 @@ impl Server {
                 |e| ServerError::Io { what: "opening the user store".into(), source: std::io::Error::other(e) },
             )??
         };
-        let listener = TcpListener::bind(config.http)
-            .await
-            .map_err(|source| ServerError::Io { what: format!("binding {}", config.http), source })?;
         let state = api::AppState::new(broker.clone(), Arc::new(auth), Arc::new(config));
         Ok(Server { listener, state, broker, generated_password })
     }
 
     /// The address the HTTP listener is bound to (port 0 resolved).
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().unwrap_or_else(|_| self.state.config.http)
+        axum::serve::Listener::local_addr(&self.listener).unwrap_or(self.state.config.http)
+    }
+
+    /// The base URL clients use: `https://…` with TLS, `http://…` without.
+    pub fn url(&self) -> String {
+        let scheme = if self.listener.is_tls() { "https" } else { "http" };
+        format!("{scheme}://{}", self.local_addr())
     }
 
     /// The admin password made at first start, if one was: print it once.
@@ -107,8 +115,17 @@ impl Server {
     ///
     /// [`ServerError::Io`] if serving fails, [`ServerError::Broker`] if closing does.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServerError> {
-        let app = api::router(self.state);
-        let served = axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await;
+        // Handlers that want the client's address take `ConnectInfo<SocketAddr>`, whichever
+        // listener (plain or TLS) the connection came through.
+        let app = api::router(self.state).layer(axum::middleware::map_request(|mut req: Request| async move {
+            if let Some(&ConnectInfo(ClientAddr(addr))) = req.extensions().get::<ConnectInfo<ClientAddr>>() {
+                req.extensions_mut().insert(ConnectInfo(addr));
+            }
+            req
+        }));
+        let served = axum::serve(self.listener, app.into_make_service_with_connect_info::<ClientAddr>())
+            .with_graceful_shutdown(shutdown)
+            .await;
         let closed = self.broker.close().await;
         served.map_err(|source| ServerError::Io { what: "serving HTTP".into(), source })?;
         closed.map_err(ServerError::from)

@@ -1,19 +1,22 @@
 //! `/metrics` in the Prometheus text format: the broker's destinations (depth, bytes,
 //! in-flight, and the published, delivered, acked, dead-lettered and expired totals, per
 //! destination and per subscription), and the HTTP API's requests by route and status with
-//! their latency.
+//! their latency, and the log's fdatasync latency. It answers without a token unless
+//! `metrics.public` is off, and then only to admins.
 
-use super::AppState;
+use super::{bearer_token, ApiError, AppState};
+use crate::auth::Role;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::text::encode;
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
 use std::time::Instant;
@@ -66,8 +69,48 @@ pub(super) async fn track(State(state): State<AppState>, req: Request, next: Nex
     resp
 }
 
+/// The log's fdatasync histogram, as the log keeps it (it has no Prometheus dependency).
+#[derive(Debug)]
+struct SyncLatency(ferry_log::SyncStats);
+
+impl EncodeMetric for SyncLatency {
+    fn encode(&self, mut encoder: MetricEncoder<'_>) -> Result<(), std::fmt::Error> {
+        // The encoder wants counts per bucket and a final +Inf bucket (f64::MAX).
+        let mut below = 0;
+        let mut buckets: Vec<(f64, u64)> = self
+            .0
+            .buckets
+            .iter()
+            .map(|&(bound, cumulative)| {
+                let n = cumulative.saturating_sub(below);
+                below = cumulative;
+                (bound, n)
+            })
+            .collect();
+        buckets.push((f64::MAX, self.0.count.saturating_sub(below)));
+        encoder.encode_histogram::<NoLabelSet>(self.0.sum.as_secs_f64(), self.0.count, &buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
+    }
+}
+
 /// `GET /metrics`.
-pub(super) async fn metrics(State(state): State<AppState>) -> Response {
+pub(super) async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if !state.config.metrics.public {
+        let principal = match bearer_token(&headers).map(|t| state.auth.verify(t)) {
+            None => {
+                return ApiError::unauthorized("an Authorization: Bearer <token> header is required").into_response()
+            }
+            Some(Err(e)) => return ApiError::unauthorized(e.to_string()).into_response(),
+            Some(Ok(p)) => p,
+        };
+        if principal.role != Role::Admin {
+            return ApiError::new(StatusCode::FORBIDDEN, "forbidden", "/metrics is for admins on this server")
+                .into_response();
+        }
+    }
     let mut registry = Registry::with_prefix("ferry");
     let gauge = || Family::<DestLabels, Gauge<u64, AtomicU64>>::default();
     let counter = || Family::<DestLabels, Counter>::default();
@@ -104,6 +147,11 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
     registry.register("subscription_in_flight", "Messages a subscription has leased", sub_in_flight);
     registry.register("http_requests", "HTTP requests by route and status", state.http_metrics.requests.clone());
     registry.register("http_request_seconds", "HTTP request latency", state.http_metrics.latency.clone());
+    registry.register(
+        "log_fsync_seconds",
+        "fdatasync latency of the broker's log",
+        SyncLatency(state.broker.sync_stats()),
+    );
     let mut text = String::new();
     match encode(&mut text, &registry) {
         Ok(()) => ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text)

@@ -76,13 +76,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for Body<T> {
 /// Checks the bearer token of every `/v1` request before anything else happens, and hands
 /// the principal to the handler.
 async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let token = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    let Some(token) = token else {
+    let Some(token) = bearer_token(req.headers()) else {
         return ApiError::unauthorized("an Authorization: Bearer <token> header is required").into_response();
     };
     match state.auth.verify(token) {
@@ -102,6 +96,11 @@ async fn authenticate(State(state): State<AppState>, mut req: Request, next: Nex
         }
         Err(e) => ApiError::unauthorized(e.to_string()).into_response(),
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` header (a signed token or an API key).
+pub(crate) fn bearer_token(headers: &header::HeaderMap) -> Option<&str> {
+    headers.get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ").map(str::trim)
 }
 
 #[derive(Deserialize, Default)]
