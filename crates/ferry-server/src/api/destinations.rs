@@ -4,7 +4,7 @@
 
 use super::messages::{MessageOut, Publish};
 use super::{ApiError, AppState, Body, Caller};
-use crate::auth::Action;
+use crate::auth::{Action, Principal, Role};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -23,7 +23,7 @@ pub(super) fn routes() -> Router<AppState> {
             .route(prefix, get(move |s, c| list(s, c, kind)).post(move |s, c, b| create(s, c, kind, b)))
             .route(
                 &format!("{prefix}/{{name}}"),
-                get(move |s, p| describe(s, p, kind))
+                get(move |s, c, p| describe(s, c, p, kind))
                     .delete(move |s, c, p| remove(s, c, p, kind))
                     .patch(move |s, c, p, b| update(s, c, p, b, kind)),
             )
@@ -60,6 +60,15 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/topics/{name}/subscriptions/{sub}/stream", get(super::stream::subscription))
 }
 
+/// Queues are consumed directly, topics through a subscription.
+pub(super) fn kind_of(sub: Option<&str>) -> Kind {
+    if sub.is_some() {
+        Kind::Topic
+    } else {
+        Kind::Queue
+    }
+}
+
 /// The destination, if it exists and is of `kind`.
 fn info(state: &AppState, name: &str, kind: Kind) -> Result<DestinationInfo, ApiError> {
     match state.broker.describe(name) {
@@ -71,35 +80,53 @@ fn info(state: &AppState, name: &str, kind: Kind) -> Result<DestinationInfo, Api
     }
 }
 
-fn owned(state: &AppState, caller: &Caller, name: &str, kind: Kind) -> Result<(), ApiError> {
+/// What a caller needs on a destination.
+#[derive(Clone, Copy)]
+pub(super) enum Need {
+    /// To see it (describe, list, subscriptions): any permission on its name.
+    See,
+    /// To publish to it or consume from it.
+    Do(Action),
+    /// To change, purge or delete it, or remove its subscriptions: manage permission.
+    Own,
+}
+
+/// The destination, if it exists as `kind` (404 otherwise) and the caller may do `need`
+/// to it (403 otherwise). Admins and the destination's owner may do everything.
+pub(super) fn access(
+    state: &AppState,
+    caller: &Principal,
+    name: &str,
+    kind: Kind,
+    need: Need,
+) -> Result<DestinationInfo, ApiError> {
     let d = info(state, name, kind)?;
-    if caller.manages(name, &d.owner) {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden(format!(
-            "only the owner ({}) or a user with manage permission may do this to {kind} {name}",
-            d.owner
-        )))
+    if may(caller, &d, need) {
+        return Ok(d);
     }
+    let what = match need {
+        Need::See => "see",
+        Need::Do(Action::Publish) => "publish to",
+        Need::Do(Action::Consume) => "consume from",
+        Need::Do(Action::Manage) | Need::Own => "manage",
+    };
+    Err(ApiError::forbidden(format!("{} may not {what} {kind} {name} (owned by {})", caller.name, d.owner)))
 }
 
-/// Refuses with 403 unless the caller may do `action` on `name`.
-fn allowed(caller: &Caller, action: Action, name: &str) -> Result<(), ApiError> {
-    if caller.may(action, name) {
-        Ok(())
-    } else {
-        let what = match action {
-            Action::Publish => "publish to",
-            Action::Consume => "consume from",
-            Action::Manage => "manage",
-        };
-        Err(ApiError::forbidden(format!("{} may not {what} {name}", caller.name)))
-    }
+fn may(caller: &Principal, d: &DestinationInfo, need: Need) -> bool {
+    caller.role == Role::Admin
+        || caller.name == d.owner
+        || match need {
+            Need::See => [Action::Publish, Action::Consume, Action::Manage].into_iter().any(|a| caller.may(a, &d.name)),
+            Need::Do(action) => caller.may(action, &d.name),
+            Need::Own => caller.may(Action::Manage, &d.name),
+        }
 }
 
+/// Lists the destinations of `kind` the caller may see.
 async fn list(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     kind: Kind,
 ) -> Result<Json<Vec<DestinationInfo>>, ApiError> {
     let mut out = Vec::new();
@@ -107,7 +134,9 @@ async fn list(
         if k == kind {
             // A destination deleted meanwhile is simply left out.
             if let Ok(d) = state.broker.describe(&name) {
-                out.push(d);
+                if may(&caller, &d, Need::See) {
+                    out.push(d);
+                }
             }
         }
     }
@@ -127,7 +156,9 @@ async fn create(
     kind: Kind,
     Body(body): Body<Create>,
 ) -> Result<Response, ApiError> {
-    allowed(&caller, Action::Manage, &body.name)?;
+    if !caller.may(Action::Manage, &body.name) {
+        return Err(ApiError::forbidden(format!("{} may not create {kind} {}", caller.name, body.name)));
+    }
     let mut settings = body.settings.unwrap_or_else(|| json!({}));
     if let Value::Object(map) = &mut settings {
         if !map.contains_key("durability") {
@@ -146,10 +177,11 @@ async fn create(
 
 async fn describe(
     State(state): State<AppState>,
+    caller: Caller,
     Path(name): Path<String>,
     kind: Kind,
 ) -> Result<Json<DestinationInfo>, ApiError> {
-    Ok(Json(info(&state, &name, kind)?))
+    Ok(Json(access(&state, &caller, &name, kind, Need::See)?))
 }
 
 /// `PATCH`: changes the settings named in the body, keeping the others.
@@ -160,7 +192,7 @@ async fn update(
     Body(changes): Body<Value>,
     kind: Kind,
 ) -> Result<Json<DestinationInfo>, ApiError> {
-    owned(&state, &caller, &name, kind)?;
+    access(&state, &caller, &name, kind, Need::Own)?;
     let Value::Object(changes) = changes else {
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", "a JSON object of settings"));
     };
@@ -181,7 +213,7 @@ async fn remove(
     Path(name): Path<String>,
     kind: Kind,
 ) -> Result<StatusCode, ApiError> {
-    owned(&state, &caller, &name, kind)?;
+    access(&state, &caller, &name, kind, Need::Own)?;
     state.broker.delete(&name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -192,7 +224,7 @@ async fn purge(
     Path(name): Path<String>,
     kind: Kind,
 ) -> Result<StatusCode, ApiError> {
-    owned(&state, &caller, &name, kind)?;
+    access(&state, &caller, &name, kind, Need::Own)?;
     state.broker.purge(&name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -216,8 +248,7 @@ async fn peek(
     Query(q): Query<PeekQuery>,
     kind: Kind,
 ) -> Result<Json<Value>, ApiError> {
-    info(&state, &name, kind)?;
-    allowed(&caller, Action::Consume, &name)?;
+    access(&state, &caller, &name, kind, Need::Do(Action::Consume))?;
     if q.max == 0 || q.max > 1000 {
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_argument", "max must be 1 to 1000"));
     }
@@ -232,8 +263,7 @@ async fn publish(
     Body(body): Body<Publish>,
     kind: Kind,
 ) -> Result<Response, ApiError> {
-    info(&state, &name, kind)?;
-    allowed(&caller, Action::Publish, &name)?;
+    access(&state, &caller, &name, kind, Need::Do(Action::Publish))?;
     let published = state.broker.publish(&name, Some(&caller.name), body.into_messages()?).await?;
     Ok((StatusCode::CREATED, Json(json!({ "published": published }))).into_response())
 }
@@ -255,7 +285,7 @@ async fn receive(
     sub: Option<String>,
     Body(body): Body<Receive>,
 ) -> Result<Json<Value>, ApiError> {
-    allowed(&caller, Action::Consume, &name)?;
+    access(&state, &caller, &name, kind_of(sub.as_deref()), Need::Do(Action::Consume))?;
     let wait = body.wait_ms.unwrap_or(0);
     if wait > state.config.limits.max_wait_ms {
         let max = state.config.limits.max_wait_ms;
@@ -300,7 +330,7 @@ async fn settle(
     action: Settle,
     Body(body): Body<SettleBody>,
 ) -> Result<Json<Value>, ApiError> {
-    allowed(&caller, Action::Consume, &name)?;
+    access(&state, &caller, &name, kind_of(sub.as_deref()), Need::Do(Action::Consume))?;
     if body.leases.is_empty() || body.leases.len() > 1000 {
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_argument", "leases: 1 to 1000 lease ids"));
     }
@@ -334,8 +364,12 @@ async fn settle(
     Ok(Json(json!({ "results": results })))
 }
 
-async fn subscriptions(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
-    let d = info(&state, &name, Kind::Topic)?;
+async fn subscriptions(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let d = access(&state, &caller, &name, Kind::Topic, Need::See)?;
     Ok(Json(json!({ "subscriptions": d.subscriptions })))
 }
 
@@ -352,8 +386,7 @@ async fn subscribe(
     Path(topic): Path<String>,
     Body(body): Body<Subscribe>,
 ) -> Result<Response, ApiError> {
-    info(&state, &topic, Kind::Topic)?;
-    allowed(&caller, Action::Consume, &topic)?;
+    access(&state, &caller, &topic, Kind::Topic, Need::Do(Action::Consume))?;
     state.broker.subscribe(&topic, &body.name, body.settings).await?;
     let d = info(&state, &topic, Kind::Topic)?;
     let stats = d.subscriptions.get(&body.name).cloned().unwrap_or_default();
@@ -365,7 +398,7 @@ async fn unsubscribe(
     caller: Caller,
     Path((topic, sub)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    owned(&state, &caller, &topic, Kind::Topic)?;
+    access(&state, &caller, &topic, Kind::Topic, Need::Own)?;
     state.broker.unsubscribe(&topic, &sub).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -382,7 +415,7 @@ async fn seek(
     Path((topic, sub)): Path<(String, String)>,
     Body(body): Body<Seek>,
 ) -> Result<StatusCode, ApiError> {
-    allowed(&caller, Action::Consume, &topic)?;
+    access(&state, &caller, &topic, Kind::Topic, Need::Do(Action::Consume))?;
     state.broker.seek(&topic, &sub, body.to).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -7,6 +7,7 @@
 //! and never slows anyone else. When the client goes away, the task stops; the leases it
 //! held expire and their messages are redelivered.
 
+use super::destinations::{access, kind_of, Need};
 use super::messages::MessageOut;
 use super::{ApiError, AppState, Caller};
 use crate::auth::Action;
@@ -61,9 +62,7 @@ async fn stream(
     sub: Option<String>,
     q: StreamQuery,
 ) -> Result<Response, ApiError> {
-    if !caller.may(Action::Consume, &name) {
-        return Err(ApiError::forbidden(format!("{} may not consume from {name}", caller.name)));
-    }
+    access(&state, &caller, &name, kind_of(sub.as_deref()), Need::Do(Action::Consume))?;
     let request = ReceiveRequest {
         max: q.batch,
         visibility_ms: q.visibility_ms,

@@ -11,13 +11,14 @@
 //! A client that stops granting credit gets nothing more and holds no more leases, so it
 //! never slows anyone else.
 
+use super::destinations::{access, kind_of, Need};
 use super::messages::MessageOut;
 use super::{ApiError, AppState, Caller};
 use crate::auth::Action;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
-use ferry_broker::{Kind, ReceiveRequest};
+use ferry_broker::ReceiveRequest;
 use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -68,14 +69,7 @@ fn open(
     q: WsQuery,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    if !caller.may(Action::Consume, &name) {
-        return Err(ApiError::forbidden(format!("{} may not consume from {name}", caller.name)));
-    }
-    let d = state.broker.describe(&name)?;
-    let kind = if sub.is_some() { Kind::Topic } else { Kind::Queue };
-    if d.kind != kind {
-        return Err(ferry_broker::Error::NotFound { kind: Some(kind), name }.into());
-    }
+    let d = access(&state, &caller, &name, kind_of(sub.as_deref()), Need::Do(Action::Consume))?;
     if let Some(s) = &sub {
         if !d.subscriptions.contains_key(s) {
             return Err(ferry_broker::Error::SubscriptionNotFound { topic: name, name: s.clone() }.into());
