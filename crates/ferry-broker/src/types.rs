@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Queue or topic.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
@@ -26,6 +27,7 @@ impl std::fmt::Display for Kind {
 }
 
 /// When a publish to a destination is acknowledged.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Durability {
@@ -42,6 +44,7 @@ pub enum Durability {
 }
 
 /// A destination's settings. Zero means "no limit" for the limits.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
@@ -152,6 +155,7 @@ impl NewMessage {
 }
 
 /// What a publish did with one message.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Published {
     /// The message id (the id of the earlier message, for a duplicate).
@@ -163,6 +167,7 @@ pub struct Published {
 }
 
 /// Where a new topic subscription starts, or where a seek goes.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StartAt {
@@ -178,6 +183,7 @@ pub enum StartAt {
 }
 
 /// A topic subscription's settings.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct SubscriptionSettings {
@@ -229,6 +235,7 @@ impl ReceiveRequest {
 }
 
 /// Statistics of a destination or subscription at one moment.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stats {
     /// Messages stored (queues: not yet acked, in flight included; topics: retained).
@@ -252,6 +259,7 @@ pub struct Stats {
 }
 
 /// A destination's description.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DestinationInfo {
     /// Its name.

@@ -586,3 +586,46 @@ fn requests_beyond_the_rate_limit_get_429() {
     });
     assert!(matches!(retry_after, Some(Some(_))), "a 429 carries Retry-After: {retry_after:?}");
 }
+
+#[test]
+fn the_openapi_document_describes_every_route_it_is_served_with() {
+    let s = serve();
+    let t = s.admin();
+    assert_eq!(call("GET", &format!("{}/v1/openapi.json", s.url), None, None).0, 401);
+    let (status, doc) = s.v1("GET", "/openapi.json", &t, None);
+    assert_eq!(status, 200);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{doc}");
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, method) in [
+        ("/v1/auth/token", "post"),
+        ("/v1/queues", "post"),
+        ("/v1/queues/{name}/receive", "post"),
+        ("/v1/topics/{name}/subscriptions/{sub}/seek", "post"),
+        ("/v1/users/{name}/permissions", "put"),
+        ("/v1/apikeys/{id}", "delete"),
+        ("/v1/openapi.json", "get"),
+    ] {
+        assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} missing");
+    }
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    for name in ["DestinationInfo", "Settings", "MessageIn", "MessageOut", "ErrorBody", "UserInfo", "Permissions"] {
+        assert!(schemas.contains_key(name), "schema {name} missing");
+    }
+    let receive = &paths["/v1/queues/{name}/receive"]["post"];
+    assert_eq!(receive["requestBody"]["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/Receive");
+    assert!(receive["responses"]["401"].is_object() && receive["responses"]["404"].is_object());
+    // Every route in the document is served: none falls through to "no such route".
+    let mut count = 0;
+    for (path, item) in paths {
+        for method in item.as_object().unwrap().keys() {
+            let concrete = path.replace("{name}", "zz-none").replace("{sub}", "zz").replace("{id}", "zz");
+            let (status, body) = call(&method.to_uppercase(), &format!("{}{concrete}", s.url), Some(&t), None);
+            assert!(
+                !(status == 404 && body["error"]["message"] == "no such route"),
+                "{method} {path} is documented but not routed"
+            );
+            count += 1;
+        }
+    }
+    assert!(count >= 43, "{count} operations");
+}

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 
 /// What a user may do beyond the basics.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema, Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Everything, users included.
@@ -24,7 +24,7 @@ pub enum Role {
 
 /// What a user may do, as patterns over destination names: `*` matches any run of
 /// characters (`orders.*`, `*`). Admins may do everything regardless.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(utoipa::ToSchema, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Permissions {
     /// Destinations the user may publish to.
@@ -101,7 +101,7 @@ struct User {
 }
 
 /// A user as an admin sees it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(utoipa::ToSchema, Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct UserInfo {
     /// The name.
     pub name: String,
@@ -165,7 +165,7 @@ struct StoredKey {
 }
 
 /// An API key as its owner sees it (without the secret).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(utoipa::ToSchema, Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ApiKeyInfo {
     /// The key's id (the part after `fk_`, before the secret).
     pub id: String,
@@ -473,6 +473,36 @@ impl Auth {
         let exp = now_secs().saturating_sub(ago_secs);
         let claims = Claims { sub: name.to_string(), role: Role::User, iat: exp.saturating_sub(60), exp };
         jsonwebtoken::encode(&Header::default(), &claims, &self.encoding).unwrap_or_default()
+    }
+
+    /// Creates a user unless the name is taken; `false` (and nothing changed) if it is.
+    /// The check and the insert happen under one lock, so two creations of one name cannot
+    /// both succeed. Slow (argon2id).
+    ///
+    /// # Errors
+    ///
+    /// [`AuthError::Storage`].
+    pub fn create_user(
+        &self,
+        name: &str,
+        password: &str,
+        role: Role,
+        permissions: Permissions,
+    ) -> Result<bool, AuthError> {
+        // The usual case of a taken name, without the hashing and the write.
+        if self.read_users().contains_key(name) {
+            return Ok(false);
+        }
+        let password_hash = hash(password)?;
+        let mut created = false;
+        self.write_users(|u| {
+            if !u.contains_key(name) {
+                u.insert(name.to_string(), User { password_hash, role, permissions });
+                created = true;
+            }
+            Ok(())
+        })?;
+        Ok(created)
     }
 }
 

@@ -2,62 +2,169 @@
 //! delete, purge, peek, publish, receive, ack, nack, extend), plus topic subscriptions.
 //! The creator of a destination owns it; only the owner or an admin may delete or purge it.
 
+use super::error::ErrorDetail;
 use super::messages::{MessageOut, Publish};
+use super::spec::{Route, Verb};
 use super::{ApiError, AppState, Body, Caller};
 use crate::auth::{Action, Principal, Role};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
-use ferry_broker::{DestinationInfo, Kind, ReceiveRequest, Settings, StartAt, SubscriptionSettings};
-use serde::Deserialize;
+use axum::Json;
+use ferry_broker::{DestinationInfo, Kind, Published, ReceiveRequest, Settings, StartAt, Stats, SubscriptionSettings};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use std::time::Duration;
+use utoipa::openapi::schema::Type;
+use utoipa::ToSchema;
 
-/// The routes, relative to `/v1`.
-pub(super) fn routes() -> Router<AppState> {
-    let mut r = Router::new();
+/// The routes, relative to `/v1`: the same set for queues and topics, then what only one
+/// kind has (receiving from queues; subscriptions on topics).
+pub(super) fn routes() -> Vec<Route> {
+    let mut r = Vec::new();
     for (prefix, kind) in [("/queues", Kind::Queue), ("/topics", Kind::Topic)] {
-        r = r
-            .route(prefix, get(move |s, c| list(s, c, kind)).post(move |s, c, b| create(s, c, kind, b)))
-            .route(
-                &format!("{prefix}/{{name}}"),
-                get(move |s, c, p| describe(s, c, p, kind))
-                    .delete(move |s, c, p| remove(s, c, p, kind))
-                    .patch(move |s, c, p, b| update(s, c, p, b, kind)),
-            )
-            .route(&format!("{prefix}/{{name}}/purge"), post(move |s, c, p| purge(s, c, p, kind)))
-            .route(&format!("{prefix}/{{name}}/peek"), get(move |s, c, p, q| peek(s, c, p, q, kind)))
-            .route(&format!("{prefix}/{{name}}/messages"), post(move |s, c, p, b| publish(s, c, p, b, kind)));
+        let one = format!("{prefix}/{{name}}");
+        r.extend([
+            Route::new(Verb::Get, prefix, "List the destinations the caller may see", move |s, c| list(s, c, kind))
+                .gives_list::<DestinationInfo>(200),
+            Route::new(Verb::Post, prefix, "Create one; the caller owns it", move |s, c, b| create(s, c, kind, b))
+                .takes::<Create>()
+                .gives::<DestinationInfo>(201),
+            Route::new(Verb::Get, &one, "Settings and statistics", move |s, c, p| describe(s, c, p, kind))
+                .gives::<DestinationInfo>(200),
+            Route::new(Verb::Patch, &one, "Change the settings given", move |s, c, p, b| update(s, c, p, b, kind))
+                .takes::<SettingsChange>()
+                .gives::<DestinationInfo>(200),
+            Route::new(Verb::Delete, &one, "Delete it (owner or admin)", move |s, c, p| remove(s, c, p, kind))
+                .gives_nothing(204),
+            Route::new(Verb::Post, format!("{one}/purge"), "Drop every message", move |s, c, p| purge(s, c, p, kind))
+                .gives_nothing(204),
+            Route::new(Verb::Get, format!("{one}/peek"), "Look without consuming", move |s, c, p, q| {
+                peek(s, c, p, q, kind)
+            })
+            .query(&[
+                ("from", Type::Integer, "the first offset (default 0)"),
+                ("max", Type::Integer, "at most this many, 1 to 1000 (default 10)"),
+            ])
+            .gives::<Messages>(200),
+            Route::new(Verb::Post, format!("{one}/messages"), "Publish one message or an array", move |s, c, p, b| {
+                publish(s, c, p, b, kind)
+            })
+            .takes::<Publish>()
+            .gives::<PublishedOut>(201),
+        ]);
     }
-    r.route("/queues/{name}/receive", post(|s, c, Path(name), b| receive(s, c, name, None, b)))
-        .route("/queues/{name}/ack", post(|s, c, Path(name), b| settle(s, c, name, None, Settle::Ack, b)))
-        .route("/queues/{name}/nack", post(|s, c, Path(name), b| settle(s, c, name, None, Settle::Nack, b)))
-        .route("/queues/{name}/extend", post(|s, c, Path(name), b| settle(s, c, name, None, Settle::Extend, b)))
-        .route("/topics/{name}/subscriptions", get(subscriptions).post(subscribe))
-        .route("/topics/{name}/subscriptions/{sub}", delete(unsubscribe))
-        .route(
-            "/topics/{name}/subscriptions/{sub}/receive",
-            post(|s, c, Path((n, sub)), b| receive(s, c, n, Some(sub), b)),
+    let q = "/queues/{name}";
+    let s = "/topics/{name}/subscriptions/{sub}";
+    r.extend([
+        Route::new(Verb::Post, format!("{q}/receive"), "Receive (long-poll with wait_ms)", |s, c, Path(n), b| {
+            receive(s, c, n, None, b)
+        })
+        .takes::<Receive>()
+        .gives::<Messages>(200),
+        Route::new(Verb::Post, format!("{q}/ack"), "Ack leases", |s, c, Path(n), b| {
+            settle(s, c, n, None, Settle::Ack, b)
+        })
+        .takes::<SettleBody>()
+        .gives::<SettleResults>(200),
+        Route::new(Verb::Post, format!("{q}/nack"), "Give leases back (optionally delayed)", |s, c, Path(n), b| {
+            settle(s, c, n, None, Settle::Nack, b)
+        })
+        .takes::<SettleBody>()
+        .gives::<SettleResults>(200),
+        Route::new(Verb::Post, format!("{q}/extend"), "Extend leases", |s, c, Path(n), b| {
+            settle(s, c, n, None, Settle::Extend, b)
+        })
+        .takes::<SettleBody>()
+        .gives::<SettleResults>(200),
+        Route::new(Verb::Get, format!("{q}/stream"), "Consume as Server-Sent Events", super::stream::queue)
+            .query(super::stream::QUERY)
+            .streams(200, "text/event-stream of messages"),
+        Route::new(Verb::Get, format!("{q}/ws"), "Consume over a WebSocket, with credits", super::ws::queue)
+            .query(super::ws::QUERY)
+            .streams(101, "WebSocket: message frames out; credit, ack, nack and extend frames in"),
+        Route::new(Verb::Get, "/topics/{name}/subscriptions", "List subscriptions", subscriptions)
+            .gives::<Subscriptions>(200),
+        Route::new(Verb::Post, "/topics/{name}/subscriptions", "Create a subscription", subscribe)
+            .takes::<Subscribe>()
+            .gives::<SubscriptionCreated>(201),
+        Route::new(Verb::Delete, s, "Delete a subscription (owner or admin)", unsubscribe).gives_nothing(204),
+        Route::new(
+            Verb::Post,
+            format!("{s}/receive"),
+            "Receive (long-poll with wait_ms)",
+            |s, c, Path((n, sub)), b| receive(s, c, n, Some(sub), b),
         )
-        .route(
-            "/topics/{name}/subscriptions/{sub}/ack",
-            post(|s, c, Path((n, sub)), b| settle(s, c, n, Some(sub), Settle::Ack, b)),
-        )
-        .route(
-            "/topics/{name}/subscriptions/{sub}/nack",
-            post(|s, c, Path((n, sub)), b| settle(s, c, n, Some(sub), Settle::Nack, b)),
-        )
-        .route(
-            "/topics/{name}/subscriptions/{sub}/extend",
-            post(|s, c, Path((n, sub)), b| settle(s, c, n, Some(sub), Settle::Extend, b)),
-        )
-        .route("/topics/{name}/subscriptions/{sub}/seek", post(seek))
-        .route("/queues/{name}/stream", get(super::stream::queue))
-        .route("/queues/{name}/ws", get(super::ws::queue))
-        .route("/topics/{name}/subscriptions/{sub}/ws", get(super::ws::subscription))
-        .route("/topics/{name}/subscriptions/{sub}/stream", get(super::stream::subscription))
+        .takes::<Receive>()
+        .gives::<Messages>(200),
+        Route::new(Verb::Post, format!("{s}/ack"), "Ack leases", |s, c, Path((n, sub)), b| {
+            settle(s, c, n, Some(sub), Settle::Ack, b)
+        })
+        .takes::<SettleBody>()
+        .gives::<SettleResults>(200),
+        Route::new(Verb::Post, format!("{s}/nack"), "Give leases back", |s, c, Path((n, sub)), b| {
+            settle(s, c, n, Some(sub), Settle::Nack, b)
+        })
+        .takes::<SettleBody>()
+        .gives::<SettleResults>(200),
+        Route::new(Verb::Post, format!("{s}/extend"), "Extend leases", |s, c, Path((n, sub)), b| {
+            settle(s, c, n, Some(sub), Settle::Extend, b)
+        })
+        .takes::<SettleBody>()
+        .gives::<SettleResults>(200),
+        Route::new(Verb::Post, format!("{s}/seek"), "Move the subscription", seek).takes::<Seek>().gives_nothing(204),
+        Route::new(Verb::Get, format!("{s}/stream"), "Consume as Server-Sent Events", super::stream::subscription)
+            .query(super::stream::QUERY)
+            .streams(200, "text/event-stream of messages"),
+        Route::new(Verb::Get, format!("{s}/ws"), "Consume over a WebSocket, with credits", super::ws::subscription)
+            .query(super::ws::QUERY)
+            .streams(101, "WebSocket: message frames out; credit, ack, nack and extend frames in"),
+    ]);
+    r
+}
+
+/// Received or peeked messages.
+#[derive(Serialize, ToSchema)]
+pub(super) struct Messages {
+    messages: Vec<MessageOut>,
+}
+
+/// Where published messages went.
+#[derive(Serialize, ToSchema)]
+struct PublishedOut {
+    published: Vec<Published>,
+}
+
+/// The settings to change; any of [`Settings`]' fields.
+#[derive(ToSchema)]
+#[schema(as = SettingsChange)]
+#[allow(dead_code)] // only describes the body, which is merged as JSON
+struct SettingsChange(Settings);
+
+/// One result per lease, in the order given.
+#[derive(Serialize, ToSchema)]
+struct SettleResults {
+    results: Vec<SettleResult>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct SettleResult {
+    lease: u64,
+    ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<ErrorDetail>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct Subscriptions {
+    subscriptions: BTreeMap<String, Stats>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct SubscriptionCreated {
+    name: String,
+    stats: Stats,
 }
 
 /// Queues are consumed directly, topics through a subscription.
@@ -143,10 +250,11 @@ async fn list(
     Ok(Json(out))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(ToSchema, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct Create {
     name: String,
+    #[schema(value_type = Option<Settings>)]
     settings: Option<Value>,
 }
 
@@ -247,13 +355,13 @@ async fn peek(
     Path(name): Path<String>,
     Query(q): Query<PeekQuery>,
     kind: Kind,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Messages>, ApiError> {
     access(&state, &caller, &name, kind, Need::Do(Action::Consume))?;
     if q.max == 0 || q.max > 1000 {
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_argument", "max must be 1 to 1000"));
     }
     let messages: Vec<MessageOut> = state.broker.peek(&name, q.from, q.max)?.into_iter().map(Into::into).collect();
-    Ok(Json(json!({ "messages": messages })))
+    Ok(Json(Messages { messages }))
 }
 
 async fn publish(
@@ -265,10 +373,10 @@ async fn publish(
 ) -> Result<Response, ApiError> {
     access(&state, &caller, &name, kind, Need::Do(Action::Publish))?;
     let published = state.broker.publish(&name, Some(&caller.name), body.into_messages()?).await?;
-    Ok((StatusCode::CREATED, Json(json!({ "published": published }))).into_response())
+    Ok((StatusCode::CREATED, Json(PublishedOut { published })).into_response())
 }
 
-#[derive(Deserialize, Default)]
+#[derive(ToSchema, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct Receive {
     max: Option<u32>,
@@ -284,7 +392,7 @@ async fn receive(
     name: String,
     sub: Option<String>,
     Body(body): Body<Receive>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Messages>, ApiError> {
     access(&state, &caller, &name, kind_of(sub.as_deref()), Need::Do(Action::Consume))?;
     let wait = body.wait_ms.unwrap_or(0);
     if wait > state.config.limits.max_wait_ms {
@@ -303,7 +411,7 @@ async fn receive(
     };
     let got = state.broker.receive(&name, sub.as_deref(), request, Duration::from_millis(wait)).await?;
     let messages: Vec<MessageOut> = got.into_iter().map(Into::into).collect();
-    Ok(Json(json!({ "messages": messages })))
+    Ok(Json(Messages { messages }))
 }
 
 #[derive(Clone, Copy)]
@@ -313,7 +421,7 @@ enum Settle {
     Extend,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(ToSchema, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct SettleBody {
     leases: Vec<u64>,
@@ -329,7 +437,7 @@ async fn settle(
     sub: Option<String>,
     action: Settle,
     Body(body): Body<SettleBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SettleResults>, ApiError> {
     access(&state, &caller, &name, kind_of(sub.as_deref()), Need::Do(Action::Consume))?;
     if body.leases.is_empty() || body.leases.len() > 1000 {
         return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_argument", "leases: 1 to 1000 lease ids"));
@@ -346,34 +454,38 @@ async fn settle(
             b.extend(&name, sub, &body.leases, Duration::from_millis(v)).await?
         }
     };
-    let results: Vec<Value> = body
+    let results: Vec<SettleResult> = body
         .leases
         .iter()
         .zip(results)
         .map(|(lease, r)| match r {
-            Ok(()) => json!({ "lease": lease, "ok": true }),
+            Ok(()) => SettleResult { lease: *lease, ok: true, error: None },
             Err(e) => {
                 let code = match e {
                     ferry_broker::Error::LeaseExpired { .. } => "lease_expired",
                     _ => "unknown_lease",
                 };
-                json!({ "lease": lease, "ok": false, "error": { "code": code, "message": e.to_string() } })
+                SettleResult {
+                    lease: *lease,
+                    ok: false,
+                    error: Some(ErrorDetail { code: code.into(), message: e.to_string() }),
+                }
             }
         })
         .collect();
-    Ok(Json(json!({ "results": results })))
+    Ok(Json(SettleResults { results }))
 }
 
 async fn subscriptions(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Subscriptions>, ApiError> {
     let d = access(&state, &caller, &name, Kind::Topic, Need::See)?;
-    Ok(Json(json!({ "subscriptions": d.subscriptions })))
+    Ok(Json(Subscriptions { subscriptions: d.subscriptions }))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(ToSchema, Deserialize, Default)]
 struct Subscribe {
     name: String,
     #[serde(flatten)]
@@ -390,7 +502,7 @@ async fn subscribe(
     state.broker.subscribe(&topic, &body.name, body.settings).await?;
     let d = info(&state, &topic, Kind::Topic)?;
     let stats = d.subscriptions.get(&body.name).cloned().unwrap_or_default();
-    Ok((StatusCode::CREATED, Json(json!({ "name": body.name, "stats": stats }))).into_response())
+    Ok((StatusCode::CREATED, Json(SubscriptionCreated { name: body.name, stats })).into_response())
 }
 
 async fn unsubscribe(
@@ -403,7 +515,7 @@ async fn unsubscribe(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize, Default)]
+#[derive(ToSchema, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct Seek {
     to: StartAt,

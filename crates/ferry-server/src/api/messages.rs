@@ -7,11 +7,12 @@ use bytes::Bytes;
 use ferry_broker::{NewMessage, ReceivedMessage};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use utoipa::ToSchema;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
 /// A message to publish.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct MessageIn {
     body: Option<String>,
@@ -33,7 +34,7 @@ pub(crate) struct MessageIn {
 }
 
 /// One message or a batch.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub(crate) enum Publish {
     Batch(Vec<MessageIn>),
@@ -91,7 +92,7 @@ impl MessageIn {
 }
 
 /// A received (or peeked) message.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct MessageOut {
     id: u64,
     offset: u64,

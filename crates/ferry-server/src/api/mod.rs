@@ -7,6 +7,7 @@ mod error;
 mod messages;
 mod metrics;
 mod ratelimit;
+mod spec;
 mod stream;
 mod throttle;
 mod users;
@@ -20,14 +21,15 @@ use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
 use bytes::Bytes;
 use ferry_broker::Broker;
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
-use serde_json::json;
-use std::sync::Arc;
+use serde::{Deserialize, Serialize};
+use spec::{Route, Verb};
+use std::sync::{Arc, OnceLock};
+use utoipa::ToSchema;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -103,11 +105,21 @@ pub(crate) fn bearer_token(headers: &header::HeaderMap) -> Option<&str> {
     headers.get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ").map(str::trim)
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Login {
     username: String,
     password: String,
+}
+
+/// A signed token and how long it lasts.
+#[derive(Serialize, ToSchema)]
+struct Token {
+    access_token: String,
+    /// Always `Bearer`.
+    token_type: String,
+    /// Seconds until it expires.
+    expires_in: u64,
 }
 
 /// `POST /v1/auth/token`: name and password for a signed token.
@@ -138,8 +150,8 @@ async fn token(State(state): State<AppState>, Body(login): Body<Login>) -> Resul
         Err(_) => {}
     }
     match result {
-        Ok((token, ttl)) => {
-            Ok(Json(json!({ "access_token": token, "token_type": "Bearer", "expires_in": ttl })).into_response())
+        Ok((access_token, expires_in)) => {
+            Ok(Json(Token { access_token, token_type: "Bearer".into(), expires_in }).into_response())
         }
         Err(AuthError::BadCredentials) => Err(ApiError::unauthorized("invalid username or password")),
         Err(e) => Err(ApiError::internal(e.to_string())),
@@ -152,18 +164,38 @@ async fn not_found() -> ApiError {
 
 /// The whole HTTP API.
 pub fn router(state: AppState) -> Router {
-    let v1 = destinations::routes()
-        .merge(users::routes())
-        .merge(apikeys::routes())
-        .fallback(not_found)
-        .layer(middleware::from_fn_with_state(state.clone(), authenticate));
-    Router::new()
+    // The OpenAPI document describes the route table it is served from, itself included.
+    let document = Arc::new(OnceLock::<String>::new());
+    let served = document.clone();
+    let openapi = Route::new(Verb::Get, "/openapi.json", "This document (OpenAPI 3.1)", move || async move {
+        ([(header::CONTENT_TYPE, "application/json")], served.get().cloned().unwrap_or_default())
+    })
+    .streams(200, "application/json: the OpenAPI document");
+    let mut routes = destinations::routes();
+    routes.extend(users::routes());
+    routes.extend(apikeys::routes());
+    routes.push(openapi);
+    let public = vec![Route::new(Verb::Post, "/auth/token", "Log in: a name and password for a token", token)
+        .public()
+        .takes::<Login>()
+        .gives::<Token>(200)];
+    let all: Vec<&Route> = public.iter().chain(&routes).collect();
+    let _ = document.set(serde_json::to_string_pretty(&spec::document(all)).unwrap_or_default());
+
+    let v1 =
+        spec::router(routes, "").fallback(not_found).layer(middleware::from_fn_with_state(state.clone(), authenticate));
+    let mut app = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(|| async { "ready" }))
         .route("/metrics", get(metrics::metrics))
-        .route("/v1/auth/token", post(token))
-        .nest("/v1", v1)
-        .fallback(not_found)
+        .merge(spec::router(public, "/v1"))
+        .nest("/v1", v1);
+    if state.config.mom.enabled {
+        // Full paths under /api/v1.0.0/MomServer, merged rather than nested: the API has a
+        // route at `{base}/` (with its slash), which nesting cannot express.
+        app = app.merge(crate::mom::routes(&state));
+    }
+    app.fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(DefaultBodyLimit::max(state.config.limits.max_body_bytes))
         .with_state(state)

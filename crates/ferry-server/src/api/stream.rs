@@ -9,6 +9,7 @@
 
 use super::destinations::{access, kind_of, Need};
 use super::messages::MessageOut;
+use super::spec::QueryParam;
 use super::{ApiError, AppState, Caller};
 use crate::auth::Action;
 use axum::extract::{Path, Query, State};
@@ -19,9 +20,17 @@ use serde::Deserialize;
 use std::convert::Infallible;
 use std::time::Duration;
 use tokio::sync::mpsc;
+use utoipa::openapi::schema::Type;
 
 /// Messages buffered per client before the stream stops taking more.
 const BUFFER: usize = 64;
+
+/// The query parameters, for the API document.
+pub(super) const QUERY: &[QueryParam] = &[
+    ("batch", Type::Integer, "messages per receive (default 16)"),
+    ("visibility_ms", Type::Integer, "lease duration (default: the destination's)"),
+    ("auto_ack", Type::Boolean, "remove messages as they are sent, without leases"),
+];
 
 #[derive(Deserialize)]
 pub(super) struct StreamQuery {

@@ -1,21 +1,34 @@
 //! `/v1/users`: accounts and their permissions, for admins only.
 
+use super::spec::{Route, Verb};
 use super::{ApiError, AppState, Body, Caller};
-use crate::auth::{AuthError, Permissions, Role};
+use crate::auth::{AuthError, Permissions, Role, UserInfo};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::json;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// The routes, relative to `/v1`.
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/users", get(list))
-        .route("/users/{name}", get(show).put(put).delete(remove))
-        .route("/users/{name}/permissions", get(permissions).put(set_permissions))
+pub(super) fn routes() -> Vec<Route> {
+    let one = "/users/{name}";
+    let perms = "/users/{name}/permissions";
+    vec![
+        Route::new(Verb::Get, "/users", "List users", list).gives::<Users>(200),
+        Route::new(Verb::Get, one, "Show a user", show).gives::<UserInfo>(200),
+        Route::new(Verb::Put, one, "Create (201) or replace a user", put).takes::<PutUser>().gives::<UserInfo>(201),
+        Route::new(Verb::Delete, one, "Delete a user (not the last admin)", remove).gives_nothing(204),
+        Route::new(Verb::Get, perms, "A user's permissions", permissions).gives::<Permissions>(200),
+        Route::new(Verb::Put, perms, "Replace a user's permissions", set_permissions)
+            .takes::<Permissions>()
+            .gives::<Permissions>(200),
+    ]
+}
+
+#[derive(Serialize, ToSchema)]
+struct Users {
+    users: Vec<UserInfo>,
 }
 
 fn admin_only(caller: &Caller) -> Result<(), ApiError> {
@@ -39,7 +52,7 @@ fn no_user(name: &str) -> ApiError {
 
 async fn list(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
     admin_only(&caller)?;
-    Ok(Json(json!({ "users": state.auth.users() })).into_response())
+    Ok(Json(Users { users: state.auth.users() }).into_response())
 }
 
 async fn show(State(state): State<AppState>, caller: Caller, Path(name): Path<String>) -> Result<Response, ApiError> {
@@ -48,7 +61,7 @@ async fn show(State(state): State<AppState>, caller: Caller, Path(name): Path<St
     Ok(Json(user).into_response())
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PutUser {
     password: String,

@@ -13,6 +13,7 @@
 
 use super::destinations::{access, kind_of, Need};
 use super::messages::MessageOut;
+use super::spec::QueryParam;
 use super::{ApiError, AppState, Caller};
 use crate::auth::Action;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -25,9 +26,16 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, Semaphore};
+use utoipa::openapi::schema::Type;
 
 /// The most credit a client may hold.
 const MAX_CREDIT: usize = 10_000;
+
+/// The query parameters, for the API document.
+pub(super) const QUERY: &[QueryParam] = &[
+    ("credit", Type::Integer, "messages the server may send before the client grants more (default 16)"),
+    ("visibility_ms", Type::Integer, "lease duration (default: the destination's)"),
+];
 
 #[derive(Deserialize)]
 pub(super) struct WsQuery {
