@@ -21,6 +21,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 mod listener;
+pub mod mom;
 
 pub use config::{Config, ConfigError};
 pub use listener::ClientAddr;
