@@ -230,6 +230,7 @@ fn topics_and_subscriptions() {
     assert_eq!(sub("paid", json!({"start": "earliest", "filter": "orders.*.paid"})).0, 201);
     assert_eq!(sub("new", json!({})).0, 201);
     assert_eq!(sub("all", json!({})).0, 409);
+    assert_eq!(sub("mom.alice", json!({})).1["error"]["code"], "reserved_name", "the MOM API's names");
     s.v1("POST", "/topics/orders/messages", &t, Some(json!({"body": "after", "subject": "orders.2.sent"})));
     let recv = |sub: &str| {
         let (status, body) =

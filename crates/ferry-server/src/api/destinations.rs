@@ -499,6 +499,16 @@ async fn subscribe(
     Body(body): Body<Subscribe>,
 ) -> Result<Response, ApiError> {
     access(&state, &caller, &topic, Kind::Topic, Need::Do(Action::Consume))?;
+    if body.name.starts_with(crate::mom::SUBSCRIPTION_PREFIX) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "reserved_name",
+            format!(
+                "subscription names starting with {:?} belong to the MOM-compatible API",
+                crate::mom::SUBSCRIPTION_PREFIX
+            ),
+        ));
+    }
     state.broker.subscribe(&topic, &body.name, body.settings).await?;
     let d = info(&state, &topic, Kind::Topic)?;
     let stats = d.subscriptions.get(&body.name).cloned().unwrap_or_default();

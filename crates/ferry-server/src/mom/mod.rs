@@ -25,6 +25,8 @@ mod routing;
 mod subscribers;
 mod validate;
 
+pub(crate) use ops::SUBSCRIPTION_PREFIX;
+
 use crate::api::AppState;
 use axum::{Extension, Router};
 use std::sync::Arc;

@@ -62,11 +62,13 @@ const NO_QUEUE_SUB: &str = "Queue does not exist in any node";
 const NO_QUEUE_IO: &str = "La cola no existe en ningún nodo";
 const NO_TOPIC: &str = "El tópico no existe en ningún nodo";
 
-/// The name of `user`'s MOM subscription on a topic. `/v1` may use any name, so `mom.` is
-/// a reserved prefix by convention: a `/v1` subscription named `mom.<user>` counts as that
-/// user's MOM subscription.
+/// Topic subscriptions whose names start with this belong to MOM users; `/v1` cannot
+/// create them (it can list, read and delete them).
+pub(crate) const SUBSCRIPTION_PREFIX: &str = "mom.";
+
+/// The name of `user`'s MOM subscription on a topic.
 pub(crate) fn subscription_name(user: &str) -> String {
-    format!("mom.{user}")
+    format!("{SUBSCRIPTION_PREFIX}{user}")
 }
 
 /// The destination, if it exists and is of `kind`.
