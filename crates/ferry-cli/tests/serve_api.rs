@@ -630,3 +630,45 @@ fn the_openapi_document_describes_every_route_it_is_served_with() {
     }
     assert!(count >= 43, "{count} operations");
 }
+
+#[test]
+fn competing_consumers_share_a_queue_and_each_message_goes_to_one() {
+    let s = serve();
+    let t = s.admin();
+    assert_eq!(s.v1("POST", "/queues", &t, Some(json!({"name": "work"}))).0, 201);
+    let batch: Vec<Value> = (0..60).map(|i| json!({"body": format!("m{i}")})).collect();
+    assert_eq!(s.v1("POST", "/queues/work/messages", &t, Some(Value::Array(batch))).0, 201);
+    let consumers: Vec<_> = (0..3)
+        .map(|_| {
+            let (url, t) = (s.url.clone(), t.clone());
+            std::thread::spawn(move || {
+                let mut got = Vec::new();
+                loop {
+                    let (status, body) = call(
+                        "POST",
+                        &format!("{url}/v1/queues/work/receive"),
+                        Some(&t),
+                        Some(json!({"max": 4, "wait_ms": 200})),
+                    );
+                    assert_eq!(status, 200, "{body}");
+                    let msgs = body["messages"].as_array().unwrap().clone();
+                    if msgs.is_empty() {
+                        return got;
+                    }
+                    let leases: Vec<Value> = msgs.iter().map(|m| m["lease"].clone()).collect();
+                    let (status, _) =
+                        call("POST", &format!("{url}/v1/queues/work/ack"), Some(&t), Some(json!({"leases": leases})));
+                    assert_eq!(status, 200);
+                    got.extend(msgs.iter().map(|m| m["body"].as_str().unwrap().to_string()));
+                }
+            })
+        })
+        .collect();
+    let per_consumer: Vec<Vec<String>> = consumers.into_iter().map(|c| c.join().unwrap()).collect();
+    let mut all: Vec<String> = per_consumer.iter().flatten().cloned().collect();
+    assert_eq!(all.len(), 60, "every message delivered exactly once");
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 60, "no message went to two consumers");
+    assert_eq!(s.v1("GET", "/queues/work", &t, None).1["stats"]["depth"], 0);
+}
