@@ -57,27 +57,30 @@ pub(super) fn routes() -> Vec<Route> {
     }
     let q = "/queues/{name}";
     let s = "/topics/{name}/subscriptions/{sub}";
+    // Settling leases: the same three actions on a queue and on a subscription.
+    for (action, verb, summary) in [
+        (Settle::Ack, "ack", "Ack leases"),
+        (Settle::Nack, "nack", "Give leases back (optionally delayed)"),
+        (Settle::Extend, "extend", "Extend leases"),
+    ] {
+        r.extend(
+            [
+                Route::new(Verb::Post, format!("{q}/{verb}"), summary, move |s, c, Path(n), b| {
+                    settle(s, c, n, None, action, b)
+                }),
+                Route::new(Verb::Post, format!("{s}/{verb}"), summary, move |s, c, Path((n, sub)), b| {
+                    settle(s, c, n, Some(sub), action, b)
+                }),
+            ]
+            .map(|route| route.takes::<SettleBody>().gives::<SettleResults>(200)),
+        );
+    }
     r.extend([
         Route::new(Verb::Post, format!("{q}/receive"), "Receive (long-poll with wait_ms)", |s, c, Path(n), b| {
             receive(s, c, n, None, b)
         })
         .takes::<Receive>()
         .gives::<Messages>(200),
-        Route::new(Verb::Post, format!("{q}/ack"), "Ack leases", |s, c, Path(n), b| {
-            settle(s, c, n, None, Settle::Ack, b)
-        })
-        .takes::<SettleBody>()
-        .gives::<SettleResults>(200),
-        Route::new(Verb::Post, format!("{q}/nack"), "Give leases back (optionally delayed)", |s, c, Path(n), b| {
-            settle(s, c, n, None, Settle::Nack, b)
-        })
-        .takes::<SettleBody>()
-        .gives::<SettleResults>(200),
-        Route::new(Verb::Post, format!("{q}/extend"), "Extend leases", |s, c, Path(n), b| {
-            settle(s, c, n, None, Settle::Extend, b)
-        })
-        .takes::<SettleBody>()
-        .gives::<SettleResults>(200),
         Route::new(Verb::Get, format!("{q}/stream"), "Consume as Server-Sent Events", super::stream::queue)
             .query(super::stream::QUERY)
             .streams(200, "text/event-stream of messages"),
@@ -98,21 +101,6 @@ pub(super) fn routes() -> Vec<Route> {
         )
         .takes::<Receive>()
         .gives::<Messages>(200),
-        Route::new(Verb::Post, format!("{s}/ack"), "Ack leases", |s, c, Path((n, sub)), b| {
-            settle(s, c, n, Some(sub), Settle::Ack, b)
-        })
-        .takes::<SettleBody>()
-        .gives::<SettleResults>(200),
-        Route::new(Verb::Post, format!("{s}/nack"), "Give leases back", |s, c, Path((n, sub)), b| {
-            settle(s, c, n, Some(sub), Settle::Nack, b)
-        })
-        .takes::<SettleBody>()
-        .gives::<SettleResults>(200),
-        Route::new(Verb::Post, format!("{s}/extend"), "Extend leases", |s, c, Path((n, sub)), b| {
-            settle(s, c, n, Some(sub), Settle::Extend, b)
-        })
-        .takes::<SettleBody>()
-        .gives::<SettleResults>(200),
         Route::new(Verb::Post, format!("{s}/seek"), "Move the subscription", seek).takes::<Seek>().gives_nothing(204),
         Route::new(Verb::Get, format!("{s}/stream"), "Consume as Server-Sent Events", super::stream::subscription)
             .query(super::stream::QUERY)
