@@ -113,8 +113,10 @@ struct Inner {
     snapshotting: AtomicBool,
     /// Wakes the snapshot task.
     snapshot_due: Arc<Notify>,
-    /// One snapshot at a time: they share the temp file.
-    snapshot_lock: tokio::sync::Mutex<()>,
+    /// One snapshot at a time: they share the temp file. Holds `true` once `close` has
+    /// written the last snapshot: a clone or the snapshot task may outlive the close, and
+    /// must not write a stale snapshot over the one a reopened broker writes.
+    snapshot_lock: tokio::sync::Mutex<bool>,
     /// Set while an interval sync is scheduled.
     sync_pending: AtomicBool,
     /// Wakes the deadline task after every apply: a lease or delay may have moved the
@@ -193,7 +195,7 @@ impl Broker {
             waiters: Mutex::new(HashMap::new()),
             snapshotting: AtomicBool::new(false),
             snapshot_due: Arc::new(Notify::new()),
-            snapshot_lock: tokio::sync::Mutex::new(()),
+            snapshot_lock: tokio::sync::Mutex::new(false),
             sync_pending: AtomicBool::new(false),
             deadlines_changed: Arc::new(Notify::new()),
         };
@@ -207,8 +209,10 @@ impl Broker {
                 due.notified().await;
                 let Some(inner) = weak.upgrade() else { return };
                 let broker = Broker { inner };
-                if let Err(e) = broker.snapshot().await {
-                    tracing::warn!(error = %e, "snapshot failed; the log keeps everything meanwhile");
+                match broker.snapshot().await {
+                    Ok(()) => {}
+                    Err(Error::Closed) => return,
+                    Err(e) => tracing::warn!(error = %e, "snapshot failed; the log keeps everything meanwhile"),
                 }
                 broker.inner.snapshotting.store(false, Ordering::Release);
             }
@@ -610,9 +614,17 @@ impl Broker {
     ///
     /// # Errors
     ///
-    /// [`Error::Storage`].
+    /// [`Error::Storage`]; [`Error::Closed`] after [`Broker::close`].
     pub async fn snapshot(&self) -> Result<()> {
-        let _one_at_a_time = self.inner.snapshot_lock.lock().await;
+        let closed = self.inner.snapshot_lock.lock().await;
+        if *closed {
+            return Err(Error::Closed);
+        }
+        self.write_snapshot().await
+    }
+
+    /// The body of [`Broker::snapshot`]; the caller holds `snapshot_lock`.
+    async fn write_snapshot(&self) -> Result<()> {
         self.copy_forward().await?;
         let (bytes, applied) = {
             let mut core = lock(&self.inner.core);
@@ -668,9 +680,14 @@ impl Broker {
     ///
     /// # Errors
     ///
-    /// [`Error::Storage`].
+    /// [`Error::Storage`]; [`Error::Closed`] if a clone was closed already.
     pub async fn close(self) -> Result<()> {
-        self.snapshot().await?;
+        let mut closed = self.inner.snapshot_lock.lock().await;
+        if *closed {
+            return Err(Error::Closed);
+        }
+        self.write_snapshot().await?;
+        *closed = true;
         self.inner.log.clone().close().await.map_err(Error::from)
     }
 

@@ -79,6 +79,33 @@ async fn reopening_without_a_clean_close_replays_the_log() {
 }
 
 #[tokio::test]
+async fn a_clone_that_outlives_close_cannot_overwrite_a_newer_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = Broker::open_with(dir.path(), small()).await.unwrap();
+    let stale = old.clone();
+    old.create_queue("jobs", "ann", Settings::default()).await.unwrap();
+    old.close().await.unwrap();
+
+    let new = Broker::open_with(dir.path(), small()).await.unwrap();
+    for i in 0..5 {
+        new.publish("jobs", None, vec![body(i)]).await.unwrap();
+    }
+    new.snapshot().await.unwrap();
+    let written = std::fs::read(dir.path().join("snapshot")).unwrap();
+    // The clone (or the snapshot task) of the closed broker wakes up late.
+    assert_eq!(stale.snapshot().await, Err(Error::Closed));
+    assert_eq!(stale.clone().close().await, Err(Error::Closed));
+    drop(stale);
+    assert_eq!(std::fs::read(dir.path().join("snapshot")).unwrap(), written, "a stale snapshot replaced it");
+    let after = new.state_snapshot();
+    drop(new);
+
+    let reopened = Broker::open_with(dir.path(), small()).await.unwrap();
+    assert_eq!(reopened.state_snapshot(), after);
+    assert_eq!(reopened.peek("jobs", 0, 10).unwrap().len(), 5);
+}
+
+#[tokio::test]
 async fn a_long_poll_gets_a_message_published_while_it_waits() {
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::open(dir.path()).await.unwrap();

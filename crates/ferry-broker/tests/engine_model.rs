@@ -51,15 +51,21 @@ struct ModelMsg {
 /// One consumer's view: a queue, or a topic subscription that started at the beginning.
 #[derive(Default)]
 struct Line {
+    topic: bool,
     msgs: Vec<ModelMsg>,
 }
 
 impl Line {
     fn receive(&mut self, max: u32) -> Vec<(u64, Vec<u8>, u32)> {
         let mut ready: Vec<usize> = (0..self.msgs.len()).filter(|&i| self.msgs[i].place == Place::Ready).collect();
-        // Queues: priority first; redeliveries on a topic subscription likewise come first
-        // by priority. New topic messages come in offset order, after redeliveries.
-        ready.sort_by_key(|&i| (u8::MAX - self.msgs[i].priority, i));
+        // Queues: priority first, then publish order. A topic subscription: redeliveries
+        // first, by priority likewise; then new messages in publish order.
+        let topic = self.topic;
+        ready.sort_by_key(|&i| {
+            let m = &self.msgs[i];
+            let new_on_topic = topic && m.deliveries == 0;
+            (new_on_topic, if new_on_topic { 0 } else { u8::MAX - m.priority }, i)
+        });
         ready.truncate(max as usize);
         ready
             .into_iter()
@@ -92,7 +98,7 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     broker.create_queue("q", "ann", settings.clone()).await.unwrap();
     broker.create_topic("t", "ann", settings).await.unwrap();
     broker.subscribe("t", "s", SubscriptionSettings { start: StartAt::Earliest, ..Default::default() }).await.unwrap();
-    let (mut queue, mut topic) = (Line::default(), Line::default());
+    let (mut queue, mut topic) = (Line::default(), Line { topic: true, ..Line::default() });
     let mut next_id = 0u64;
     let wait = Duration::from_millis(0);
     for op in ops {
@@ -110,7 +116,7 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     line.msgs.push(ModelMsg {
                         id: next_id,
                         body: vec![b; (b % 7) as usize + 1],
-                        priority: if to_topic { 0 } else { prio },
+                        priority: prio,
                         deliveries: 0,
                         place: Place::Ready,
                     });
