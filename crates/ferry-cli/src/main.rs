@@ -2,6 +2,7 @@
 //! uses only the public APIs of the library crates.
 
 mod bench;
+mod broker;
 mod cat;
 mod device;
 mod log;
@@ -32,6 +33,18 @@ enum Command {
     /// Measure ferry side by side with its references (libnng, raw sockets).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Log in to a `ferry serve` and keep the token for the broker commands.
+    Login(broker::LoginArgs),
+    /// Forget the token `ferry login` stored for a server.
+    Logout(broker::LogoutArgs),
+    /// Queues on a `ferry serve`: create, list, send, receive, …
+    Queue(broker::QueueArgs),
+    /// Topics on a `ferry serve`: create, list, publish, …
+    Topic(broker::TopicArgs),
+    /// Subscriptions of a topic on a `ferry serve`: create, receive, seek, …
+    Sub(broker::SubArgs),
+    /// Users and permissions on a `ferry serve` (admins).
+    User(broker::UserArgs),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +59,12 @@ fn main() -> ExitCode {
         Command::Device(args) => device::run(args),
         Command::Log(cmd) => log::run(cmd),
         Command::Bench(cmd) => bench::run(cmd),
+        Command::Login(args) => return broker::run(broker::Broker::Login(args)),
+        Command::Logout(args) => return broker::run(broker::Broker::Logout(args)),
+        Command::Queue(args) => return broker::run(broker::Broker::Queue(args)),
+        Command::Topic(args) => return broker::run(broker::Broker::Topic(args)),
+        Command::Sub(args) => return broker::run(broker::Broker::Sub(args)),
+        Command::User(args) => return broker::run(broker::Broker::User(args)),
     };
     match result {
         Ok(code) => code,
@@ -53,5 +72,14 @@ fn main() -> ExitCode {
             eprintln!("ferry: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory as _;
+        super::Cli::command().debug_assert();
     }
 }
