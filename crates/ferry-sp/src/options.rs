@@ -73,6 +73,21 @@ pub struct TlsOptions {
     pub auth_mode: Option<TlsAuthMode>,
 }
 
+#[cfg(feature = "transport-tls")]
+impl TlsOptions {
+    /// The rustls client configuration a `tls+tcp://` or `wss://` dialer makes from these
+    /// options (ring provider; the CA, or any certificate with [`TlsAuthMode::None`]), for
+    /// other TLS clients in the same program, so that they check certificates the same way.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidOption`] naming `tls-ca-file` or `tls-cert-key-file` when a file is
+    /// missing, unreadable or holds no usable certificate or key.
+    pub fn client_config(&self) -> Result<std::sync::Arc<rustls::ClientConfig>> {
+        crate::transport::tls::client_config(self)
+    }
+}
+
 /// PEM text, from a file (read at every bind or connect) or from memory.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Pem {
