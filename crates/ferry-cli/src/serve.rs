@@ -1,6 +1,6 @@
 //! `ferry serve`: the broker as a server. With no arguments it keeps its data in
 //! `./ferry-data`, listens on `http://127.0.0.1:8080`, and prints the admin credentials it
-//! made at first start.
+//! made at first start. `--grpc` adds the gRPC API on a port of its own (127.0.0.1:7601).
 
 use anyhow::Context as _;
 use ferry_server::{Config, Server};
@@ -16,6 +16,13 @@ pub(crate) struct ServeArgs {
     /// Where the HTTP API listens [default: 127.0.0.1:8080]; port 0 picks a free port.
     #[arg(long, env = "FERRY_HTTP")]
     http: Option<SocketAddr>,
+    /// Serve the gRPC API, at ADDR or at grpc.listen [default: 127.0.0.1:7601]; port 0 picks
+    /// a free port. Also FERRY_GRPC=ADDR (or true/false).
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, conflicts_with = "no_grpc")]
+    grpc: Option<Option<SocketAddr>>,
+    /// Do not serve gRPC, whatever the configuration file or FERRY_GRPC say.
+    #[arg(long)]
+    no_grpc: bool,
     /// The data directory [default: ./ferry-data].
     #[arg(long, env = "FERRY_DATA")]
     data: Option<PathBuf>,
@@ -38,6 +45,16 @@ fn load(args: &ServeArgs) -> anyhow::Result<Config> {
     config.apply_env(std::env::vars())?;
     if let Some(http) = args.http {
         config.http = http;
+    }
+    match args.grpc {
+        Some(addr) => {
+            config.grpc.enabled = true;
+            if let Some(addr) = addr {
+                config.grpc.listen = addr;
+            }
+        }
+        None if args.no_grpc => config.grpc.enabled = false,
+        None => {}
     }
     if let Some(data) = &args.data {
         config.data_dir = data.clone();
@@ -64,6 +81,9 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let server = Server::start(config).await?;
         let c = server.config();
         println!("ferry serve: listening on {}", server.url());
+        if let Some(url) = server.grpc_url() {
+            println!("ferry serve: gRPC on {url} (with health checking and reflection)");
+        }
         println!("ferry serve: data directory {}", c.data_dir.display());
         match server.generated_password() {
             Some(p) => println!(

@@ -48,15 +48,32 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Limits.
     pub limits: Limits,
-    /// TLS for the HTTP listener; plain HTTP when unset.
+    /// TLS for the HTTP and gRPC listeners; plain HTTP when unset.
     pub tls: Option<TlsConfig>,
     /// The Prometheus endpoint.
     pub metrics: MetricsConfig,
     /// The MOM-compatible API under `/api/v1.0.0/MomServer`.
     pub mom: MomConfig,
+    /// The gRPC API, on a port of its own.
+    pub grpc: GrpcConfig,
 }
 
-/// TLS for the HTTP listener (rustls). Both files are PEM.
+/// The gRPC API: `ferry.v1.Broker`, `ferry.v1.Users` and `ferry.v1.Auth`, with gRPC health
+/// checking and server reflection. It uses `[tls]` as HTTP does.
+///
+/// Off unless asked for: a fixed default port would make every second server on a machine
+/// (tests, side-by-side instances) fail to start.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GrpcConfig {
+    /// Whether it is served (default false; `--grpc`, `--no-grpc`, `FERRY_GRPC`).
+    pub enabled: bool,
+    /// Where it listens (default 127.0.0.1:7601). Port 0 picks a free port.
+    /// `FERRY_GRPC` takes an address (which also turns it on) or true/false.
+    pub listen: SocketAddr,
+}
+
+/// TLS for the HTTP and gRPC listeners (rustls). Both files are PEM.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
@@ -155,7 +172,14 @@ impl Default for Config {
                 admin_per_minute: 100,
                 operations_per_minute: 200,
             },
+            grpc: GrpcConfig { enabled: false, listen: SocketAddr::from(([127, 0, 0, 1], 7601)) },
         }
+    }
+}
+
+impl Default for GrpcConfig {
+    fn default() -> Self {
+        Config::default().grpc
     }
 }
 
@@ -224,6 +248,13 @@ impl Config {
                 "FERRY_METRICS_PUBLIC" => self.metrics.public = flag(&k, &v)?,
                 "FERRY_MOM" => self.mom.enabled = flag(&k, &v)?,
                 "FERRY_MOM_RATE_LIMITS" => self.mom.rate_limits = flag(&k, &v)?,
+                "FERRY_GRPC" => match v.parse::<SocketAddr>() {
+                    Ok(addr) => self.grpc = GrpcConfig { enabled: true, listen: addr },
+                    Err(_) => {
+                        self.grpc.enabled = flag(&k, &v)
+                            .map_err(|_| invalid(&k, format!("{v:?} is neither HOST:PORT nor true or false")))?;
+                    }
+                },
                 "FERRY_TLS_CERT" => self.tls_mut().cert_file = PathBuf::from(v),
                 "FERRY_TLS_KEY" => self.tls_mut().key_file = PathBuf::from(v),
                 "FERRY_TOKEN_TTL_SECS" => {
@@ -255,6 +286,9 @@ impl Config {
         }
         if self.limits.max_wait_ms > 15 * 60_000 {
             return Err(invalid("limits.max_wait_ms", "at most 15 minutes"));
+        }
+        if self.grpc.enabled && self.grpc.listen.port() != 0 && self.grpc.listen == self.http {
+            return Err(invalid("grpc.listen", "must differ from http (gRPC has a port of its own)"));
         }
         if let Some(tls) = &self.tls {
             for (key, path) in [("tls.cert_file", &tls.cert_file), ("tls.key_file", &tls.key_file)] {
@@ -347,6 +381,29 @@ mod tests {
         assert!(e.contains("FERRY_HTTP"), "{e}");
         c.durability = "sometimes".into();
         assert!(c.validate().unwrap_err().to_string().contains("durability"));
+    }
+
+    #[test]
+    fn grpc_is_off_until_asked_for() {
+        let mut c = Config::default();
+        assert!(!c.grpc.enabled);
+        c.apply_env([("FERRY_GRPC".to_string(), "127.0.0.1:9700".to_string())]).unwrap();
+        assert_eq!((c.grpc.enabled, c.grpc.listen.port()), (true, 9700));
+        c.apply_env([("FERRY_GRPC".to_string(), "off".to_string())]).unwrap();
+        assert_eq!((c.grpc.enabled, c.grpc.listen.port()), (false, 9700));
+        c.apply_env([("FERRY_GRPC".to_string(), "on".to_string())]).unwrap();
+        assert!(c.grpc.enabled);
+        let e = c.apply_env([("FERRY_GRPC".to_string(), "soon".to_string())]).unwrap_err().to_string();
+        assert!(e.contains("FERRY_GRPC"), "{e}");
+        c.grpc.listen = c.http;
+        assert!(c.validate().unwrap_err().to_string().contains("grpc.listen"));
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ferry.toml");
+        std::fs::write(&path, "[grpc]\nenabled = true\nlisten = \"127.0.0.1:0\"\n").unwrap();
+        let c = Config::from_file(&path).unwrap();
+        assert_eq!((c.grpc.enabled, c.grpc.listen.port()), (true, 0));
+        c.validate().unwrap();
     }
 
     #[test]

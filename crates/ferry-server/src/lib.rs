@@ -1,9 +1,13 @@
 //! `ferry serve`: the broker behind its front doors.
 //!
 //! [`Server::start`] opens the data directory (the broker's log and snapshots, the user
-//! store, the token secret), binds the HTTP listener and serves [`api::router`] until the
-//! shutdown future completes; then it stops accepting, finishes the requests in flight and
-//! closes the broker cleanly.
+//! store, the token secret), binds the HTTP listener (and the gRPC one, when `[grpc]` is
+//! enabled) and serves [`api::router`] and the gRPC services until the shutdown future
+//! completes; then it stops accepting, finishes the requests in flight and closes the
+//! broker cleanly.
+//!
+//! REST and gRPC are two encodings of one API: both call the rules in `ops` (who may do
+//! what, defaults, bounds), and both report failures as an [`api::ApiError`].
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), ferry_server::ServerError> {
@@ -20,8 +24,10 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+mod grpc;
 mod listener;
 pub mod mom;
+mod ops;
 
 pub use config::{Config, ConfigError};
 pub use listener::ClientAddr;
@@ -29,10 +35,11 @@ pub use listener::ClientAddr;
 use auth::Auth;
 use axum::extract::{ConnectInfo, Request};
 use ferry_broker::Broker;
-use listener::HttpListener;
+use listener::{Alpn, HttpListener};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -59,13 +66,18 @@ pub enum ServerError {
 /// A started server: bound, with its data open.
 pub struct Server {
     listener: HttpListener,
+    /// The gRPC listener and services, when enabled.
+    grpc: Option<(HttpListener, grpc::Grpc)>,
+    /// Cancelled once, when serving stops: HTTP, gRPC and their streams all stop on it.
+    stop: CancellationToken,
     state: api::AppState,
     broker: Broker,
     generated_password: Option<String>,
 }
 
 impl Server {
-    /// Validates `config`, opens the data directory and binds the HTTP listener.
+    /// Validates `config`, opens the data directory and binds the HTTP listener, and the
+    /// gRPC listener when `[grpc]` is enabled.
     ///
     /// # Errors
     ///
@@ -73,7 +85,11 @@ impl Server {
     pub async fn start(config: Config) -> Result<Server, ServerError> {
         config.validate()?;
         // The port and the TLS files first: a bad one fails before the data is touched.
-        let listener = HttpListener::bind(config.http, config.tls.as_ref()).await?;
+        let listener = HttpListener::bind(config.http, config.tls.as_ref(), Alpn::Http1).await?;
+        let grpc_listener = match config.grpc.enabled {
+            true => Some(HttpListener::bind(config.grpc.listen, config.tls.as_ref(), Alpn::H2).await?),
+            false => None,
+        };
         let dir = config.data_dir.clone();
         std::fs::create_dir_all(&dir)
             .map_err(|source| ServerError::Io { what: format!("creating {}", dir.display()), source })?;
@@ -86,7 +102,12 @@ impl Server {
             )??
         };
         let state = api::AppState::new(broker.clone(), Arc::new(auth), Arc::new(config));
-        Ok(Server { listener, state, broker, generated_password })
+        let stop = CancellationToken::new();
+        let grpc = match grpc_listener {
+            Some(l) => Some((l, grpc::Grpc::new(&state, &stop).await?)),
+            None => None,
+        };
+        Ok(Server { listener, grpc, stop, state, broker, generated_password })
     }
 
     /// The address the HTTP listener is bound to (port 0 resolved).
@@ -100,6 +121,19 @@ impl Server {
         format!("{scheme}://{}", self.local_addr())
     }
 
+    /// The address the gRPC listener is bound to (port 0 resolved), if gRPC is enabled.
+    pub fn grpc_addr(&self) -> Option<SocketAddr> {
+        let (listener, _) = self.grpc.as_ref()?;
+        Some(axum::serve::Listener::local_addr(listener).unwrap_or(self.state.config.grpc.listen))
+    }
+
+    /// The gRPC endpoint clients use, `https://…` with TLS, `http://…` without, if gRPC is
+    /// enabled.
+    pub fn grpc_url(&self) -> Option<String> {
+        let scheme = if self.grpc.as_ref()?.0.is_tls() { "https" } else { "http" };
+        Some(format!("{scheme}://{}", self.grpc_addr()?))
+    }
+
     /// The admin password made at first start, if one was: print it once.
     pub fn generated_password(&self) -> Option<&str> {
         self.generated_password.as_deref()
@@ -110,12 +144,15 @@ impl Server {
         &self.state.config
     }
 
-    /// Serves until `shutdown` completes, then closes the broker cleanly.
+    /// Serves HTTP (and gRPC) until `shutdown` completes, then lets the requests in flight
+    /// finish and closes the broker cleanly. If one of the two stops with an error, the
+    /// other is stopped too.
     ///
     /// # Errors
     ///
     /// [`ServerError::Io`] if serving fails, [`ServerError::Broker`] if closing does.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServerError> {
+        let stop = self.stop;
         // Handlers that want the client's address take `ConnectInfo<SocketAddr>`, whichever
         // listener (plain or TLS) the connection came through.
         let app = api::router(self.state).layer(axum::middleware::map_request(|mut req: Request| async move {
@@ -124,11 +161,29 @@ impl Server {
             }
             req
         }));
-        let served = axum::serve(self.listener, app.into_make_service_with_connect_info::<ClientAddr>())
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let http = async {
+            let served = axum::serve(self.listener, app.into_make_service_with_connect_info::<ClientAddr>())
+                .with_graceful_shutdown(stop.clone().cancelled_owned())
+                .await;
+            stop.cancel();
+            served.map_err(|source| ServerError::Io { what: "serving HTTP".into(), source })
+        };
+        let grpc = async {
+            let Some((listener, grpc)) = self.grpc else { return Ok(()) };
+            let served = grpc.serve(listener, stop.clone()).await;
+            stop.cancel();
+            served
+        };
+        let trigger = async {
+            tokio::select! {
+                () = shutdown => stop.cancel(),
+                () = stop.cancelled() => {}
+            }
+        };
+        let (http, grpc, ()) = tokio::join!(http, grpc, trigger);
         let closed = self.broker.close().await;
-        served.map_err(|source| ServerError::Io { what: "serving HTTP".into(), source })?;
+        http?;
+        grpc?;
         closed.map_err(ServerError::from)
     }
 }

@@ -1,6 +1,6 @@
-//! The HTTP listener: plain TCP, or TLS (rustls) when `[tls]` is configured. TLS
-//! handshakes run on their own tasks with a time limit, so a client that connects and says
-//! nothing holds up no one else's accept.
+//! The HTTP and gRPC listeners: plain TCP, or TLS (rustls) when `[tls]` is configured,
+//! with the same certificate for both. TLS handshakes run on their own tasks with a time
+//! limit, so a client that connects and says nothing holds up no one else's accept.
 
 use crate::config::TlsConfig;
 use crate::ServerError;
@@ -23,7 +23,16 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections that finished their handshake and wait for the server to take them.
 const READY_BACKLOG: usize = 128;
 
-/// Where the HTTP server takes its connections from.
+/// The application protocol a listener's clients speak, offered with TLS's ALPN.
+#[derive(Clone, Copy)]
+pub(crate) enum Alpn {
+    /// The REST and MOM APIs: HTTP/1.1 (the HTTP server speaks no h2).
+    Http1,
+    /// gRPC: HTTP/2 only.
+    H2,
+}
+
+/// Where a server takes its connections from.
 pub(crate) enum HttpListener {
     Plain(TcpListener),
     Tls(TlsListener),
@@ -41,9 +50,13 @@ impl Connected<IncomingStream<'_, HttpListener>> for ClientAddr {
 
 impl HttpListener {
     /// Binds `addr`, with TLS if `tls` is set.
-    pub(crate) async fn bind(addr: SocketAddr, tls: Option<&TlsConfig>) -> Result<HttpListener, ServerError> {
+    pub(crate) async fn bind(
+        addr: SocketAddr,
+        tls: Option<&TlsConfig>,
+        alpn: Alpn,
+    ) -> Result<HttpListener, ServerError> {
         // The certificate is checked before the port is taken, so a bad file fails fast.
-        let acceptor = tls.map(acceptor).transpose()?;
+        let acceptor = tls.map(|tls| acceptor(tls, alpn)).transpose()?;
         let tcp = TcpListener::bind(addr)
             .await
             .map_err(|source| ServerError::Io { what: format!("binding {addr}"), source })?;
@@ -116,7 +129,7 @@ impl TlsListener {
         Ok(TlsListener { local_addr, ready, accepting })
     }
 
-    async fn accept(&mut self) -> (TlsStream<TcpStream>, SocketAddr) {
+    pub(crate) async fn accept(&mut self) -> (TlsStream<TcpStream>, SocketAddr) {
         match self.ready.recv().await {
             Some(conn) => conn,
             // The accept task holds a sender for as long as it runs, and it runs until this
@@ -132,9 +145,9 @@ impl Drop for TlsListener {
     }
 }
 
-/// The rustls server configuration from the PEM files: HTTP/1.1 (the server speaks no
-/// h2, so ALPN offers none), TLS 1.2 and 1.3, the ring provider.
-fn acceptor(tls: &TlsConfig) -> Result<TlsAcceptor, ServerError> {
+/// The rustls server configuration from the PEM files: TLS 1.2 and 1.3, the ring provider,
+/// and ALPN offering only `alpn`'s protocol.
+fn acceptor(tls: &TlsConfig, alpn: Alpn) -> Result<TlsAcceptor, ServerError> {
     let bad = |what: &str, path: &std::path::Path, reason: String| {
         ServerError::Config(crate::ConfigError::Invalid {
             key: what.to_string(),
@@ -159,6 +172,9 @@ fn acceptor(tls: &TlsConfig) -> Result<TlsAcceptor, ServerError> {
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .map_err(|e| bad("tls.key_file", &tls.key_file, format!("does not fit the certificate: {e}")))?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = vec![match alpn {
+        Alpn::Http1 => b"http/1.1".to_vec(),
+        Alpn::H2 => b"h2".to_vec(),
+    }];
     Ok(TlsAcceptor::from(Arc::new(config)))
 }

@@ -4,7 +4,8 @@
 
 use super::spec::{Route, Verb};
 use super::{ApiError, AppState, Body, Caller};
-use crate::auth::{ApiKeyInfo, Role};
+use crate::auth::ApiKeyInfo;
+use crate::ops::users;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -43,33 +44,15 @@ struct Create {
 }
 
 async fn create(State(state): State<AppState>, caller: Caller, Body(body): Body<Create>) -> Result<Response, ApiError> {
-    if body.label.len() > 200 {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_argument",
-            "label: at most 200 characters",
-        ));
-    }
-    let (info, key) =
-        state.auth.create_key(&caller.name, &body.label).map_err(|e| ApiError::internal(e.to_string()))?;
+    let (info, key) = users::create_key(&state, &caller, &body.label)?;
     Ok((StatusCode::CREATED, Json(CreatedKey { key, info })).into_response())
 }
 
 async fn list(State(state): State<AppState>, caller: Caller) -> Json<ApiKeys> {
-    let owner = (caller.role != Role::Admin).then_some(caller.name.as_str());
-    Json(ApiKeys { apikeys: state.auth.keys(owner) })
+    Json(ApiKeys { apikeys: users::keys(&state, &caller) })
 }
 
 async fn remove(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    let owner = state.auth.keys(None).into_iter().find(|k| k.id == id).map(|k| k.owner);
-    match owner {
-        None => Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no API key {id:?}"))),
-        Some(o) if o != caller.name && caller.role != Role::Admin => {
-            Err(ApiError::forbidden("only the key's owner or an admin may delete it"))
-        }
-        Some(_) => {
-            state.auth.delete_key(&id).map_err(|e| ApiError::internal(e.to_string()))?;
-            Ok(StatusCode::NO_CONTENT)
-        }
-    }
+    users::delete_key(&state, &caller, &id)?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -1,21 +1,21 @@
 //! `/v1/queues` and `/v1/topics`: the same shape for both kinds (create, list, describe,
 //! delete, purge, peek, publish, receive, ack, nack, extend), plus topic subscriptions.
-//! The creator of a destination owns it; only the owner or an admin may delete or purge it.
+//! The handlers decode and encode JSON; the rules (who may do what, defaults, bounds) are
+//! in `crate::ops::destinations`, shared with gRPC.
 
 use super::error::ErrorDetail;
 use super::messages::{MessageOut, Publish};
 use super::spec::{Route, Verb};
 use super::{ApiError, AppState, Body, Caller};
-use crate::auth::{Action, Principal, Role};
+use crate::ops::destinations::{self as ops, Need};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use ferry_broker::{DestinationInfo, Kind, Published, ReceiveRequest, Settings, StartAt, Stats, SubscriptionSettings};
+use ferry_broker::{DestinationInfo, Kind, Published, Settings, StartAt, Stats, SubscriptionSettings};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::BTreeMap;
-use std::time::Duration;
 use utoipa::openapi::schema::Type;
 use utoipa::ToSchema;
 
@@ -155,87 +155,12 @@ struct SubscriptionCreated {
     stats: Stats,
 }
 
-/// Queues are consumed directly, topics through a subscription.
-pub(super) fn kind_of(sub: Option<&str>) -> Kind {
-    if sub.is_some() {
-        Kind::Topic
-    } else {
-        Kind::Queue
-    }
-}
-
-/// The destination, if it exists and is of `kind`.
-fn info(state: &AppState, name: &str, kind: Kind) -> Result<DestinationInfo, ApiError> {
-    match state.broker.describe(name) {
-        Ok(d) if d.kind == kind => Ok(d),
-        Ok(_) | Err(ferry_broker::Error::NotFound { .. }) => {
-            Err(ferry_broker::Error::NotFound { kind: Some(kind), name: name.to_string() }.into())
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// What a caller needs on a destination.
-#[derive(Clone, Copy)]
-pub(super) enum Need {
-    /// To see it (describe, list, subscriptions): any permission on its name.
-    See,
-    /// To publish to it or consume from it.
-    Do(Action),
-    /// To change, purge or delete it, or remove its subscriptions: manage permission.
-    Own,
-}
-
-/// The destination, if it exists as `kind` (404 otherwise) and the caller may do `need`
-/// to it (403 otherwise). Admins and the destination's owner may do everything.
-pub(super) fn access(
-    state: &AppState,
-    caller: &Principal,
-    name: &str,
-    kind: Kind,
-    need: Need,
-) -> Result<DestinationInfo, ApiError> {
-    let d = info(state, name, kind)?;
-    if may(caller, &d, need) {
-        return Ok(d);
-    }
-    let what = match need {
-        Need::See => "see",
-        Need::Do(Action::Publish) => "publish to",
-        Need::Do(Action::Consume) => "consume from",
-        Need::Do(Action::Manage) | Need::Own => "manage",
-    };
-    Err(ApiError::forbidden(format!("{} may not {what} {kind} {name} (owned by {})", caller.name, d.owner)))
-}
-
-fn may(caller: &Principal, d: &DestinationInfo, need: Need) -> bool {
-    caller.role == Role::Admin
-        || caller.name == d.owner
-        || match need {
-            Need::See => [Action::Publish, Action::Consume, Action::Manage].into_iter().any(|a| caller.may(a, &d.name)),
-            Need::Do(action) => caller.may(action, &d.name),
-            Need::Own => caller.may(Action::Manage, &d.name),
-        }
-}
-
-/// Lists the destinations of `kind` the caller may see.
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
     kind: Kind,
 ) -> Result<Json<Vec<DestinationInfo>>, ApiError> {
-    let mut out = Vec::new();
-    for (name, k) in state.broker.list() {
-        if k == kind {
-            // A destination deleted meanwhile is simply left out.
-            if let Ok(d) = state.broker.describe(&name) {
-                if may(&caller, &d, Need::See) {
-                    out.push(d);
-                }
-            }
-        }
-    }
-    Ok(Json(out))
+    Ok(Json(ops::visible(&state, &caller, Some(kind))))
 }
 
 #[derive(ToSchema, Deserialize, Default)]
@@ -252,23 +177,8 @@ async fn create(
     kind: Kind,
     Body(body): Body<Create>,
 ) -> Result<Response, ApiError> {
-    if !caller.may(Action::Manage, &body.name) {
-        return Err(ApiError::forbidden(format!("{} may not create {kind} {}", caller.name, body.name)));
-    }
-    let mut settings = body.settings.unwrap_or_else(|| json!({}));
-    if let Value::Object(map) = &mut settings {
-        if !map.contains_key("durability") {
-            let d = state.config.default_durability().map_err(ApiError::internal)?;
-            map.insert("durability".into(), serde_json::to_value(d).map_err(|e| ApiError::internal(e.to_string()))?);
-        }
-    }
-    let settings: Settings = serde_json::from_value(settings)
-        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_settings", e.to_string()))?;
-    match kind {
-        Kind::Queue => state.broker.create_queue(&body.name, &caller.name, settings).await?,
-        Kind::Topic => state.broker.create_topic(&body.name, &caller.name, settings).await?,
-    }
-    Ok((StatusCode::CREATED, Json(info(&state, &body.name, kind)?)).into_response())
+    let d = ops::create(&state, &caller, kind, &body.name, body.settings).await?;
+    Ok((StatusCode::CREATED, Json(d)).into_response())
 }
 
 async fn describe(
@@ -277,7 +187,7 @@ async fn describe(
     Path(name): Path<String>,
     kind: Kind,
 ) -> Result<Json<DestinationInfo>, ApiError> {
-    Ok(Json(access(&state, &caller, &name, kind, Need::See)?))
+    Ok(Json(ops::access(&state, &caller, &name, kind, Need::See)?))
 }
 
 /// `PATCH`: changes the settings named in the body, keeping the others.
@@ -288,19 +198,7 @@ async fn update(
     Body(changes): Body<Value>,
     kind: Kind,
 ) -> Result<Json<DestinationInfo>, ApiError> {
-    access(&state, &caller, &name, kind, Need::Own)?;
-    let Value::Object(changes) = changes else {
-        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", "a JSON object of settings"));
-    };
-    let mut settings =
-        serde_json::to_value(info(&state, &name, kind)?.settings).map_err(|e| ApiError::internal(e.to_string()))?;
-    if let Value::Object(current) = &mut settings {
-        current.extend(changes);
-    }
-    let settings: Settings = serde_json::from_value(settings)
-        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_settings", e.to_string()))?;
-    state.broker.update_settings(&name, settings).await?;
-    Ok(Json(info(&state, &name, kind)?))
+    Ok(Json(ops::update(&state, &caller, &name, kind, changes).await?))
 }
 
 async fn remove(
@@ -309,8 +207,7 @@ async fn remove(
     Path(name): Path<String>,
     kind: Kind,
 ) -> Result<StatusCode, ApiError> {
-    access(&state, &caller, &name, kind, Need::Own)?;
-    state.broker.delete(&name).await?;
+    ops::delete(&state, &caller, &name, kind).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -320,8 +217,7 @@ async fn purge(
     Path(name): Path<String>,
     kind: Kind,
 ) -> Result<StatusCode, ApiError> {
-    access(&state, &caller, &name, kind, Need::Own)?;
-    state.broker.purge(&name).await?;
+    ops::purge(&state, &caller, &name, kind).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -344,11 +240,7 @@ async fn peek(
     Query(q): Query<PeekQuery>,
     kind: Kind,
 ) -> Result<Json<Messages>, ApiError> {
-    access(&state, &caller, &name, kind, Need::Do(Action::Consume))?;
-    if q.max == 0 || q.max > 1000 {
-        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_argument", "max must be 1 to 1000"));
-    }
-    let messages: Vec<MessageOut> = state.broker.peek(&name, q.from, q.max)?.into_iter().map(Into::into).collect();
+    let messages = ops::peek(&state, &caller, &name, kind, q.from, q.max)?.into_iter().map(Into::into).collect();
     Ok(Json(Messages { messages }))
 }
 
@@ -359,8 +251,7 @@ async fn publish(
     Body(body): Body<Publish>,
     kind: Kind,
 ) -> Result<Response, ApiError> {
-    access(&state, &caller, &name, kind, Need::Do(Action::Publish))?;
-    let published = state.broker.publish(&name, Some(&caller.name), body.into_messages()?).await?;
+    let published = ops::publish(&state, &caller, &name, kind, || body.into_messages()).await?;
     Ok((StatusCode::CREATED, Json(PublishedOut { published })).into_response())
 }
 
@@ -381,25 +272,14 @@ async fn receive(
     sub: Option<String>,
     Body(body): Body<Receive>,
 ) -> Result<Json<Messages>, ApiError> {
-    access(&state, &caller, &name, kind_of(sub.as_deref()), Need::Do(Action::Consume))?;
-    let wait = body.wait_ms.unwrap_or(0);
-    if wait > state.config.limits.max_wait_ms {
-        let max = state.config.limits.max_wait_ms;
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_argument",
-            format!("wait_ms is at most {max}"),
-        ));
-    }
-    let request = ReceiveRequest {
+    let request = ops::Receive {
         max: body.max.unwrap_or(1),
+        wait_ms: body.wait_ms.unwrap_or(0),
         visibility_ms: body.visibility_ms,
         auto_ack: body.auto_ack,
-        consumer: Some(caller.name.clone()),
     };
-    let got = state.broker.receive(&name, sub.as_deref(), request, Duration::from_millis(wait)).await?;
-    let messages: Vec<MessageOut> = got.into_iter().map(Into::into).collect();
-    Ok(Json(Messages { messages }))
+    let got = ops::receive(&state, &caller, &name, sub.as_deref(), request).await?;
+    Ok(Json(Messages { messages: got.into_iter().map(Into::into).collect() }))
 }
 
 #[derive(Clone, Copy)]
@@ -426,39 +306,18 @@ async fn settle(
     action: Settle,
     Body(body): Body<SettleBody>,
 ) -> Result<Json<SettleResults>, ApiError> {
-    access(&state, &caller, &name, kind_of(sub.as_deref()), Need::Do(Action::Consume))?;
-    if body.leases.is_empty() || body.leases.len() > 1000 {
-        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_argument", "leases: 1 to 1000 lease ids"));
-    }
-    let b = &state.broker;
-    let sub = sub.as_deref();
-    let results = match action {
-        Settle::Ack => b.ack(&name, sub, &body.leases).await?,
-        Settle::Nack => b.nack(&name, sub, &body.leases, Duration::from_millis(body.delay_ms)).await?,
-        Settle::Extend => {
-            let v = body.visibility_ms.ok_or_else(|| {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_argument", "visibility_ms is required")
-            })?;
-            b.extend(&name, sub, &body.leases, Duration::from_millis(v)).await?
-        }
+    let action = match action {
+        Settle::Ack => ops::Settle::Ack,
+        Settle::Nack => ops::Settle::Nack { delay_ms: body.delay_ms },
+        Settle::Extend => ops::Settle::Extend { visibility_ms: body.visibility_ms },
     };
-    let results: Vec<SettleResult> = body
-        .leases
-        .iter()
-        .zip(results)
-        .map(|(lease, r)| match r {
-            Ok(()) => SettleResult { lease: *lease, ok: true, error: None },
-            Err(e) => {
-                let code = match e {
-                    ferry_broker::Error::LeaseExpired { .. } => "lease_expired",
-                    _ => "unknown_lease",
-                };
-                SettleResult {
-                    lease: *lease,
-                    ok: false,
-                    error: Some(ErrorDetail { code: code.into(), message: e.to_string() }),
-                }
-            }
+    let results = ops::settle(&state, &caller, &name, sub.as_deref(), action, &body.leases)
+        .await?
+        .into_iter()
+        .map(|s| SettleResult {
+            lease: s.lease,
+            ok: s.error.is_none(),
+            error: s.error.map(|(code, message)| ErrorDetail { code: code.into(), message }),
         })
         .collect();
     Ok(Json(SettleResults { results }))
@@ -469,8 +328,7 @@ async fn subscriptions(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Json<Subscriptions>, ApiError> {
-    let d = access(&state, &caller, &name, Kind::Topic, Need::See)?;
-    Ok(Json(Subscriptions { subscriptions: d.subscriptions }))
+    Ok(Json(Subscriptions { subscriptions: ops::subscriptions(&state, &caller, &name)? }))
 }
 
 #[derive(ToSchema, Deserialize, Default)]
@@ -486,20 +344,7 @@ async fn subscribe(
     Path(topic): Path<String>,
     Body(body): Body<Subscribe>,
 ) -> Result<Response, ApiError> {
-    access(&state, &caller, &topic, Kind::Topic, Need::Do(Action::Consume))?;
-    if body.name.starts_with(crate::mom::SUBSCRIPTION_PREFIX) {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "reserved_name",
-            format!(
-                "subscription names starting with {:?} belong to the MOM-compatible API",
-                crate::mom::SUBSCRIPTION_PREFIX
-            ),
-        ));
-    }
-    state.broker.subscribe(&topic, &body.name, body.settings).await?;
-    let d = info(&state, &topic, Kind::Topic)?;
-    let stats = d.subscriptions.get(&body.name).cloned().unwrap_or_default();
+    let stats = ops::subscribe(&state, &caller, &topic, &body.name, body.settings).await?;
     Ok((StatusCode::CREATED, Json(SubscriptionCreated { name: body.name, stats })).into_response())
 }
 
@@ -508,8 +353,7 @@ async fn unsubscribe(
     caller: Caller,
     Path((topic, sub)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    access(&state, &caller, &topic, Kind::Topic, Need::Own)?;
-    state.broker.unsubscribe(&topic, &sub).await?;
+    ops::unsubscribe(&state, &caller, &topic, &sub).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -525,7 +369,6 @@ async fn seek(
     Path((topic, sub)): Path<(String, String)>,
     Body(body): Body<Seek>,
 ) -> Result<StatusCode, ApiError> {
-    access(&state, &caller, &topic, Kind::Topic, Need::Do(Action::Consume))?;
-    state.broker.seek(&topic, &sub, body.to).await?;
+    ops::seek(&state, &caller, &topic, &sub, body.to).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,5 +1,6 @@
-//! The one error type of the HTTP API: each variant knows its status, and every error body
-//! is `{ "error": { "code", "message" } }`.
+//! The one error type of the front doors: each error knows its HTTP status and a short
+//! stable code. Over HTTP every error body is `{ "error": { "code", "message" } }`; gRPC
+//! maps the same error onto a status code (`crate::grpc::status`).
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -13,11 +14,39 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// For 429: when the client may try again (`Retry-After`, in whole seconds).
+    retry_after_secs: Option<u64>,
 }
 
 impl ApiError {
     pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into() }
+        ApiError { status, code, message: message.into(), retry_after_secs: None }
+    }
+
+    pub(crate) fn with_retry_after(mut self, secs: u64) -> ApiError {
+        self.retry_after_secs = Some(secs);
+        self
+    }
+
+    /// `422 invalid_argument`: a request field out of range or missing.
+    pub(crate) fn invalid(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_argument", message)
+    }
+
+    pub(crate) fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub(crate) fn code(&self) -> &'static str {
+        self.code
+    }
+
+    pub(crate) fn message(&self) -> &str {
+        &self.message
+    }
+
+    pub(crate) fn retry_after_secs(&self) -> Option<u64> {
+        self.retry_after_secs
     }
 
     pub(crate) fn unauthorized(message: impl Into<String>) -> ApiError {
@@ -49,7 +78,11 @@ pub(crate) struct ErrorDetail {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody { error: ErrorDetail { code: self.code.into(), message: self.message } };
-        (self.status, Json(body)).into_response()
+        let mut resp = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after_secs {
+            resp.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(secs));
+        }
+        resp
     }
 }
 

@@ -15,7 +15,7 @@ mod ws;
 
 pub use error::ApiError;
 
-use crate::auth::{Auth, AuthError, Principal};
+use crate::auth::{Auth, Principal};
 use crate::config::Config;
 use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::{header, StatusCode};
@@ -81,28 +81,24 @@ async fn authenticate(State(state): State<AppState>, mut req: Request, next: Nex
     let Some(token) = bearer_token(req.headers()) else {
         return ApiError::unauthorized("an Authorization: Bearer <token> header is required").into_response();
     };
-    match state.auth.verify(token) {
+    match crate::ops::users::authenticate(&state, token) {
         Ok(principal) => {
-            if let Some(Err(wait)) = state.rate.as_ref().map(|r| r.take(&principal.name)) {
-                let mut resp = ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "rate_limited",
-                    format!("too many requests; try again in {} ms", wait.as_millis() + 1),
-                )
-                .into_response();
-                resp.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(wait.as_secs() + 1));
-                return resp;
-            }
             req.extensions_mut().insert(principal);
             next.run(req).await
         }
-        Err(e) => ApiError::unauthorized(e.to_string()).into_response(),
+        Err(e) => e.into_response(),
     }
 }
 
 /// The token of an `Authorization: Bearer <token>` header (a signed token or an API key).
 pub(crate) fn bearer_token(headers: &header::HeaderMap) -> Option<&str> {
-    headers.get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ").map(str::trim)
+    bearer(headers.get(header::AUTHORIZATION)?.to_str().ok()?)
+}
+
+/// The token of an `Authorization` value, `Bearer <token>`: the one syntax HTTP and gRPC
+/// metadata share.
+pub(crate) fn bearer(value: &str) -> Option<&str> {
+    value.strip_prefix("Bearer ").map(str::trim)
 }
 
 #[derive(Deserialize, Default, ToSchema)]
@@ -124,38 +120,8 @@ struct Token {
 
 /// `POST /v1/auth/token`: name and password for a signed token.
 async fn token(State(state): State<AppState>, Body(login): Body<Login>) -> Result<Response, ApiError> {
-    if login.username.is_empty() || login.password.is_empty() {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_body",
-            "username and password are required",
-        ));
-    }
-    if let Some(wait) = state.logins.wait(&login.username) {
-        return Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_failed_logins",
-            format!("too many failed logins for this user; try again in {} s", wait.as_secs() + 1),
-        ));
-    }
-    let auth = state.auth.clone();
-    let name = login.username.clone();
-    // argon2id is slow on purpose; keep it off the runtime's workers.
-    let result = tokio::task::spawn_blocking(move || auth.login(&login.username, &login.password))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-    match &result {
-        Ok(_) => state.logins.succeeded(&name),
-        Err(AuthError::BadCredentials) => state.logins.failed(&name),
-        Err(_) => {}
-    }
-    match result {
-        Ok((access_token, expires_in)) => {
-            Ok(Json(Token { access_token, token_type: "Bearer".into(), expires_in }).into_response())
-        }
-        Err(AuthError::BadCredentials) => Err(ApiError::unauthorized("invalid username or password")),
-        Err(e) => Err(ApiError::internal(e.to_string())),
-    }
+    let (access_token, expires_in) = crate::ops::users::login(&state, login.username, login.password).await?;
+    Ok(Json(Token { access_token, token_type: "Bearer".into(), expires_in }).into_response())
 }
 
 async fn not_found() -> ApiError {

@@ -7,11 +7,11 @@
 //! and never slows anyone else. When the client goes away, the task stops; the leases it
 //! held expire and their messages are redelivered.
 
-use super::destinations::{access, kind_of, Need};
 use super::messages::MessageOut;
 use super::spec::QueryParam;
 use super::{ApiError, AppState, Caller};
 use crate::auth::Action;
+use crate::ops::destinations::{access, kind_of, Need};
 use axum::extract::{Path, Query, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};

@@ -1,8 +1,10 @@
-//! `/v1/users`: accounts and their permissions, for admins only.
+//! `/v1/users`: accounts and their permissions, for admins only (the rules are in
+//! `crate::ops::users`).
 
 use super::spec::{Route, Verb};
 use super::{ApiError, AppState, Body, Caller};
-use crate::auth::{AuthError, Permissions, Role, UserInfo};
+use crate::auth::{Permissions, Role, UserInfo};
+use crate::ops::users;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -31,34 +33,12 @@ struct Users {
     users: Vec<UserInfo>,
 }
 
-fn admin_only(caller: &Caller) -> Result<(), ApiError> {
-    if caller.role == Role::Admin {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden("only admins manage users"))
-    }
-}
-
-fn storage(e: AuthError) -> ApiError {
-    match e {
-        AuthError::LastAdmin => ApiError::new(StatusCode::CONFLICT, "last_admin", e.to_string()),
-        e => ApiError::internal(e.to_string()),
-    }
-}
-
-fn no_user(name: &str) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no user named {name:?}"))
-}
-
 async fn list(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
-    admin_only(&caller)?;
-    Ok(Json(Users { users: state.auth.users() }).into_response())
+    Ok(Json(Users { users: users::list(&state, &caller)? }).into_response())
 }
 
 async fn show(State(state): State<AppState>, caller: Caller, Path(name): Path<String>) -> Result<Response, ApiError> {
-    admin_only(&caller)?;
-    let user = state.auth.user(&name).ok_or_else(|| no_user(&name))?;
-    Ok(Json(user).into_response())
+    Ok(Json(users::get(&state, &caller, &name)?).into_response())
 }
 
 #[derive(Deserialize, Default, ToSchema)]
@@ -77,25 +57,8 @@ async fn put(
     Path(name): Path<String>,
     Body(body): Body<PutUser>,
 ) -> Result<Response, ApiError> {
-    admin_only(&caller)?;
-    ferry_broker::names::check(&name)?;
-    if body.password.len() < 8 {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_argument",
-            "password: at least 8 characters",
-        ));
-    }
-    let existed = state.auth.user(&name).is_some();
-    let auth = state.auth.clone();
-    let role = body.role.unwrap_or(Role::User);
-    let n = name.clone();
-    tokio::task::spawn_blocking(move || auth.put_user(&n, &body.password, role, body.permissions))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?
-        .map_err(storage)?;
-    let user = state.auth.user(&name).ok_or_else(|| no_user(&name))?;
-    let status = if existed { StatusCode::OK } else { StatusCode::CREATED };
+    let (user, created) = users::put(&state, &caller, &name, body.password, body.role, body.permissions).await?;
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(user)).into_response())
 }
 
@@ -104,12 +67,8 @@ async fn remove(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    admin_only(&caller)?;
-    if state.auth.delete_user(&name).map_err(storage)? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(no_user(&name))
-    }
+    users::delete(&state, &caller, &name)?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn permissions(
@@ -117,9 +76,7 @@ async fn permissions(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    admin_only(&caller)?;
-    let user = state.auth.user(&name).ok_or_else(|| no_user(&name))?;
-    Ok(Json(user.permissions).into_response())
+    Ok(Json(users::permissions(&state, &caller, &name)?).into_response())
 }
 
 async fn set_permissions(
@@ -128,9 +85,5 @@ async fn set_permissions(
     Path(name): Path<String>,
     Body(body): Body<Permissions>,
 ) -> Result<Response, ApiError> {
-    admin_only(&caller)?;
-    if !state.auth.set_permissions(&name, body.clone()).map_err(storage)? {
-        return Err(no_user(&name));
-    }
-    Ok(Json(body).into_response())
+    Ok(Json(users::set_permissions(&state, &caller, &name, body)?).into_response())
 }

@@ -11,11 +11,9 @@
 //! A client that stops granting credit gets nothing more and holds no more leases, so it
 //! never slows anyone else.
 
-use super::destinations::{access, kind_of, Need};
 use super::messages::MessageOut;
 use super::spec::QueryParam;
 use super::{ApiError, AppState, Caller};
-use crate::auth::Action;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
@@ -77,12 +75,7 @@ fn open(
     q: WsQuery,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    let d = access(&state, &caller, &name, kind_of(sub.as_deref()), Need::Do(Action::Consume))?;
-    if let Some(s) = &sub {
-        if !d.subscriptions.contains_key(s) {
-            return Err(ferry_broker::Error::SubscriptionNotFound { topic: name, name: s.clone() }.into());
-        }
-    }
+    crate::ops::destinations::consumable(&state, &caller, &name, sub.as_deref())?;
     let request =
         ReceiveRequest { max: 1, visibility_ms: q.visibility_ms, auto_ack: false, consumer: Some(caller.name.clone()) };
     let credit = (q.credit as usize).min(MAX_CREDIT);
