@@ -349,6 +349,9 @@ impl Task {
         let mut waiting: VecDeque<oneshot::Sender<Result<()>>> = VecDeque::new();
         let end = loop {
             tokio::select! {
+                // The reader dropped the consumer (the commands channel stays open while
+                // any `Received` can still settle, so it cannot tell).
+                () = self.deliveries.closed() => break End::Dropped,
                 command = self.commands.recv() => match command {
                     None => break End::Dropped,
                     Some(Command::Credit(n)) => {

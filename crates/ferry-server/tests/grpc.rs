@@ -414,14 +414,18 @@ fn credit(n: u32) -> pb::ConsumeRequest {
     pb::ConsumeRequest { request: Some(In::Credit(n)) }
 }
 
+fn start(destination: &str, credit: u32) -> pb::ConsumeRequest {
+    let start = pb::ConsumeStart { destination: destination.into(), credit, ..Default::default() };
+    pb::ConsumeRequest { request: Some(In::Start(start)) }
+}
+
 async fn consume(
     b: &mut Broker,
     destination: &str,
     credit: u32,
 ) -> (mpsc::Sender<pb::ConsumeRequest>, tonic::Streaming<pb::ConsumeResponse>) {
     let (tx, rx) = mpsc::channel(16);
-    let start = pb::ConsumeStart { destination: destination.into(), credit, ..Default::default() };
-    tx.send(pb::ConsumeRequest { request: Some(In::Start(start)) }).await.unwrap();
+    tx.send(start(destination, credit)).await.unwrap();
     let stream = b.consume(ReceiverStream::new(rx)).await.unwrap().into_inner();
     (tx, stream)
 }
@@ -493,16 +497,15 @@ async fn a_closed_consume_stream_gives_its_leases_back() {
     // The first message must be a start; consuming needs the consume permission.
     let (tx3, rx3) = mpsc::channel(1);
     tx3.send(credit(1)).await.unwrap();
-    let status = match b.consume(ReceiverStream::new(rx3)).await {
-        Ok(r) => r.into_inner().message().await.expect_err("a consume without start fails"),
-        Err(status) => status,
-    };
+    let status = b.consume(ReceiverStream::new(rx3)).await.expect_err("a consume without start fails");
     assert_eq!(status.code(), Code::InvalidArgument, "{status}");
     let stranger = s.user(&admin, "stranger", pb::Permissions::default()).await;
     let mut st = s.broker(Some(&stranger)).await;
-    let (_tx4, mut denied) = consume(&mut st, "handoff", 1).await;
-    let status = tokio::time::timeout(WAIT, denied.message()).await.unwrap().expect_err("no consume permission");
-    assert_eq!(status.code(), Code::PermissionDenied);
+    // Refused as the call's status, before any stream: the start is checked first.
+    let (tx4, rx4) = mpsc::channel(1);
+    tx4.send(start("handoff", 1)).await.unwrap();
+    let status = tokio::time::timeout(WAIT, st.consume(ReceiverStream::new(rx4))).await.unwrap().err();
+    assert_eq!(status.map(|s| s.code()), Some(Code::PermissionDenied));
 
     // A graceful stop does not wait for open consume streams.
     s.stop().await.unwrap();

@@ -155,7 +155,7 @@ impl pb::broker_server::Broker for BrokerService {
 
     async fn consume(&self, request: Request<Streaming<pb::ConsumeRequest>>) -> Reply<Self::ConsumeStream> {
         let caller = caller(&request)?;
-        let stream = super::consume::start(self.state.clone(), caller, request.into_inner(), self.stop.clone());
+        let stream = super::consume::start(self.state.clone(), caller, request.into_inner(), self.stop.clone()).await?;
         Ok(Response::new(stream))
     }
 

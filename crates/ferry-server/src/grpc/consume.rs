@@ -51,31 +51,15 @@ const OUTGOING: usize = 64;
 
 type Tx = mpsc::Sender<Result<pb::ConsumeResponse, Status>>;
 
-/// Starts serving one `Consume` call: the response stream at once (errors, including a bad
-/// first message, end it with their status).
-pub(crate) fn start(
+/// Starts serving one `Consume` call. The `start` message is read and checked before the
+/// response begins, so that a missing destination or permission is the call's status (a
+/// client sees it where it opens the stream); later errors end the stream with theirs.
+pub(crate) async fn start(
     state: AppState,
     caller: Principal,
-    inbound: Streaming<pb::ConsumeRequest>,
-    stop: CancellationToken,
-) -> ReceiverStream<Result<pb::ConsumeResponse, Status>> {
-    let (tx, rx) = mpsc::channel(OUTGOING);
-    tokio::spawn(async move {
-        if let Err(status) = run(&state, &caller, inbound, &tx, &stop).await {
-            // The client may have stopped reading; the status is not worth waiting for.
-            let _ = tokio::time::timeout(Duration::from_secs(1), tx.send(Err(status))).await;
-        }
-    });
-    ReceiverStream::new(rx)
-}
-
-async fn run(
-    state: &AppState,
-    caller: &Principal,
     mut inbound: Streaming<pb::ConsumeRequest>,
-    tx: &Tx,
-    stop: &CancellationToken,
-) -> Result<(), Status> {
+    stop: CancellationToken,
+) -> Result<ReceiverStream<Result<pb::ConsumeResponse, Status>>, Status> {
     let first = tokio::select! {
         first = tokio::time::timeout(START_TIMEOUT, inbound.message()) => first
             .map_err(|_| Status::invalid_argument("no `start` message within 30 s"))??,
@@ -84,7 +68,25 @@ async fn run(
     let Some(In::Start(start)) = first.and_then(|m| m.request) else {
         return Err(Status::invalid_argument("the first message of a Consume stream must be `start`"));
     };
-    ops::consumable(state, caller, &start.destination, start.subscription.as_deref())?;
+    ops::consumable(&state, &caller, &start.destination, start.subscription.as_deref())?;
+    let (tx, rx) = mpsc::channel(OUTGOING);
+    tokio::spawn(async move {
+        if let Err(status) = run(&state, &caller, start, inbound, &tx, &stop).await {
+            // The client may have stopped reading; the status is not worth waiting for.
+            let _ = tokio::time::timeout(Duration::from_secs(1), tx.send(Err(status))).await;
+        }
+    });
+    Ok(ReceiverStream::new(rx))
+}
+
+async fn run(
+    state: &AppState,
+    caller: &Principal,
+    start: pb::ConsumeStart,
+    mut inbound: Streaming<pb::ConsumeRequest>,
+    tx: &Tx,
+    stop: &CancellationToken,
+) -> Result<(), Status> {
     let mut consumer = Consumer {
         state: state.clone(),
         name: start.destination,
