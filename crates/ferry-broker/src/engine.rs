@@ -249,7 +249,16 @@ impl Broker {
 
     /// Writes a command and returns its outcome once it is applied and, if `durable`,
     /// fdatasynced.
+    ///
+    /// The write and the hand-over to the in-order apply run on a task of their own: the
+    /// caller's future may be dropped midway (a client that went away, a deadline), and a
+    /// command in the log that never reached `pending` would hold up every later one.
     async fn propose(&self, cmd: Command, durable: bool) -> Result<Outcome> {
+        let broker = self.clone();
+        tokio::spawn(async move { broker.write_and_apply(cmd, durable).await }).await.map_err(|_| Error::Closed)?
+    }
+
+    async fn write_and_apply(&self, cmd: Command, durable: bool) -> Result<Outcome> {
         let bytes = Bytes::from(cmd.encode()?);
         let appended =
             if durable { self.inner.log.append(bytes).await? } else { self.inner.log.append_unsynced(bytes).await? };

@@ -206,3 +206,22 @@ async fn interval_durability_publishes_without_waiting_for_a_sync() {
     let bad = Settings { durability: ferry_broker::Durability::Interval(0), ..Settings::default() };
     assert!(matches!(broker.create_queue("r", "ann", bad).await, Err(Error::Invalid { .. })));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_that_give_up_midway_do_not_hold_up_later_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::open_with(dir.path(), small()).await.unwrap();
+    broker.create_queue("q", "ann", Settings::default()).await.unwrap();
+    // Each publish is abandoned at some point of its way (a client that went away, a
+    // deadline), many of them after the log took the command and before it was applied.
+    for i in 0..300 {
+        let wait = Duration::from_micros(20 * (i % 50) as u64);
+        let _ = tokio::time::timeout(wait, broker.publish("q", None, vec![body(i)])).await;
+    }
+    let later = tokio::time::timeout(WAIT, broker.publish("q", None, vec![body(1000)])).await;
+    assert!(later.is_ok(), "a publish written but never applied held up every later command");
+    later.unwrap().unwrap();
+    // Every abandoned publish that reached the log was applied too.
+    let depth = broker.describe("q").unwrap().stats.depth;
+    assert_eq!(depth, broker.peek("q", 0, 1000).unwrap().len() as u64);
+}
