@@ -1,6 +1,7 @@
 //! `ferry serve`: the broker as a server. With no arguments it keeps its data in
 //! `./ferry-data`, listens on `http://127.0.0.1:8080`, and prints the admin credentials it
-//! made at first start. `--grpc` adds the gRPC API on a port of its own (127.0.0.1:7601).
+//! made at first start; the gRPC API has a port of its own (127.0.0.1:7601, `--grpc ADDR`,
+//! or `--no-grpc`).
 
 use anyhow::Context as _;
 use ferry_server::{Config, Server};
@@ -16,8 +17,8 @@ pub(crate) struct ServeArgs {
     /// Where the HTTP API listens [default: 127.0.0.1:8080]; port 0 picks a free port.
     #[arg(long, env = "FERRY_HTTP")]
     http: Option<SocketAddr>,
-    /// Serve the gRPC API, at ADDR or at grpc.listen [default: 127.0.0.1:7601]; port 0 picks
-    /// a free port. Also FERRY_GRPC=ADDR (or true/false).
+    /// Where the gRPC API listens [default: 127.0.0.1:7601]; port 0 picks a free port. It is
+    /// on unless --no-grpc, grpc.enabled = false or FERRY_GRPC=false. Also FERRY_GRPC=ADDR.
     #[arg(long, value_name = "ADDR", num_args = 0..=1, conflicts_with = "no_grpc")]
     grpc: Option<Option<SocketAddr>>,
     /// Do not serve gRPC, whatever the configuration file or FERRY_GRPC say.

@@ -30,7 +30,9 @@ fn serve_with(args: &[&str]) -> Server {
     let data = tempfile::tempdir().expect("temp dir");
     let port = ferry_testkit::free_port();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferry"));
-    cmd.args(["serve", "--http", &format!("127.0.0.1:{port}"), "--data"]).arg(data.path()).args(args);
+    cmd.args(["serve", "--grpc", "127.0.0.1:0", "--http", &format!("127.0.0.1:{port}"), "--data"])
+        .arg(data.path())
+        .args(args);
     cmd.env_remove("FERRY_HTTP").env_remove("FERRY_DATA").env("FERRY_ADMIN_PASSWORD", PASSWORD);
     let child = LineChild::spawn(cmd);
     let before = child.wait_for("listening on", Duration::from_secs(30)).expect("ferry serve started");

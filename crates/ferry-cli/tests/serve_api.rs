@@ -34,7 +34,7 @@ fn serve_on_path(path: &std::path::Path) -> Served {
 fn start(data: &std::path::Path, env: &[(&str, &str)]) -> (LineChild, String) {
     let port = ferry_testkit::free_port();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferry"));
-    cmd.args(["serve", "--http", &format!("127.0.0.1:{port}"), "--data"]).arg(data);
+    cmd.args(["serve", "--grpc", "127.0.0.1:0", "--http", &format!("127.0.0.1:{port}"), "--data"]).arg(data);
     cmd.env_remove("FERRY_HTTP").env_remove("FERRY_DATA").env("FERRY_ADMIN_PASSWORD", PASSWORD);
     for (k, v) in env {
         cmd.env(k, v);

@@ -18,7 +18,7 @@ const PUBLISHERS: usize = 2;
 fn start(data: &std::path::Path) -> (LineChild, String) {
     let port = ferry_testkit::free_port();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferry"));
-    cmd.args(["serve", "--http", &format!("127.0.0.1:{port}"), "--data"]).arg(data);
+    cmd.args(["serve", "--grpc", "127.0.0.1:0", "--http", &format!("127.0.0.1:{port}"), "--data"]).arg(data);
     cmd.env_remove("FERRY_HTTP").env_remove("FERRY_DATA").env("FERRY_ADMIN_PASSWORD", PASSWORD);
     let child = LineChild::spawn(cmd);
     child.wait_for("listening on", Duration::from_secs(30)).expect("ferry serve started");

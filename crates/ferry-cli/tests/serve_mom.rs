@@ -40,7 +40,10 @@ fn serve_with(config: &str, env: &[(&str, &str)]) -> Served {
 fn start(data: &Path, config: &Path, env: &[(&str, &str)]) -> (LineChild, String) {
     let port = ferry_testkit::free_port();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferry"));
-    cmd.args(["serve", "--http", &format!("127.0.0.1:{port}"), "--config"]).arg(config).arg("--data").arg(data);
+    cmd.args(["serve", "--grpc", "127.0.0.1:0", "--http", &format!("127.0.0.1:{port}"), "--config"])
+        .arg(config)
+        .arg("--data")
+        .arg(data);
     for var in ["FERRY_HTTP", "FERRY_DATA", "FERRY_MOM", "FERRY_MOM_RATE_LIMITS", "FERRY_REQUESTS_PER_SECOND"] {
         cmd.env_remove(var);
     }

@@ -61,12 +61,12 @@ pub struct Config {
 /// The gRPC API: `ferry.v1.Broker`, `ferry.v1.Users` and `ferry.v1.Auth`, with gRPC health
 /// checking and server reflection. It uses `[tls]` as HTTP does.
 ///
-/// Off unless asked for: a fixed default port would make every second server on a machine
-/// (tests, side-by-side instances) fail to start.
+/// On by default, like HTTP: `ferry serve` alone is all a ferry-client program needs. A
+/// second server on the same machine names another `listen` (or port 0), or turns it off.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GrpcConfig {
-    /// Whether it is served (default false; `--grpc`, `--no-grpc`, `FERRY_GRPC`).
+    /// Whether it is served (default true; `--grpc`, `--no-grpc`, `FERRY_GRPC`).
     pub enabled: bool,
     /// Where it listens (default 127.0.0.1:7601). Port 0 picks a free port.
     /// `FERRY_GRPC` takes an address (which also turns it on) or true/false.
@@ -172,7 +172,7 @@ impl Default for Config {
                 admin_per_minute: 100,
                 operations_per_minute: 200,
             },
-            grpc: GrpcConfig { enabled: false, listen: SocketAddr::from(([127, 0, 0, 1], 7601)) },
+            grpc: GrpcConfig { enabled: true, listen: SocketAddr::from(([127, 0, 0, 1], 7601)) },
         }
     }
 }
@@ -384,9 +384,9 @@ mod tests {
     }
 
     #[test]
-    fn grpc_is_off_until_asked_for() {
+    fn grpc_is_on_and_can_be_moved_or_turned_off() {
         let mut c = Config::default();
-        assert!(!c.grpc.enabled);
+        assert_eq!((c.grpc.enabled, c.grpc.listen.port()), (true, 7601));
         c.apply_env([("FERRY_GRPC".to_string(), "127.0.0.1:9700".to_string())]).unwrap();
         assert_eq!((c.grpc.enabled, c.grpc.listen.port()), (true, 9700));
         c.apply_env([("FERRY_GRPC".to_string(), "off".to_string())]).unwrap();
@@ -400,10 +400,12 @@ mod tests {
 
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ferry.toml");
-        std::fs::write(&path, "[grpc]\nenabled = true\nlisten = \"127.0.0.1:0\"\n").unwrap();
+        std::fs::write(&path, "[grpc]\nlisten = \"127.0.0.1:0\"\n").unwrap();
         let c = Config::from_file(&path).unwrap();
         assert_eq!((c.grpc.enabled, c.grpc.listen.port()), (true, 0));
         c.validate().unwrap();
+        std::fs::write(&path, "[grpc]\nenabled = false\n").unwrap();
+        assert!(!Config::from_file(&path).unwrap().grpc.enabled);
     }
 
     #[test]

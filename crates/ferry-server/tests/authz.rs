@@ -34,6 +34,7 @@ impl Drop for Running {
 fn serve() -> Running {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config { http: "127.0.0.1:0".parse().unwrap(), data_dir: dir.path().into(), ..Config::default() };
+    config.grpc.listen = "127.0.0.1:0".parse().unwrap();
     config.admin.password = Some(PASSWORD.into());
     config.mom.rate_limits = false;
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();

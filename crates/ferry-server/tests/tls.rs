@@ -20,6 +20,7 @@ fn config(data: &std::path::Path, certs: &TestCerts) -> Config {
         tls: Some(TlsConfig { cert_file: certs.cert_file(), key_file: certs.key_file() }),
         ..Config::default()
     };
+    c.grpc.listen = "127.0.0.1:0".parse().unwrap();
     c.admin.password = Some("tls-test-password".into());
     c
 }
