@@ -293,15 +293,27 @@ impl Client {
         max: u32,
         wait: Duration,
     ) -> Result<Vec<proto::Delivery>> {
-        let request = proto::ReceiveRequest {
+        self.receive_with(proto::ReceiveRequest {
             destination: destination.to_string(),
             subscription: subscription.map(str::to_string),
             max,
             wait_ms: millis(wait),
             visibility_ms: None,
             auto_ack: false,
-        };
-        let r = self.conn.call(Retry::Yes, true, request, |ch, r| async move { broker(ch).receive(r).await }).await?;
+        })
+        .await
+    }
+
+    /// Receives with every option of the wire request: a lease duration, or `auto_ack`
+    /// (at-most-once: the messages are gone as they are received, with no leases).
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::receive`].
+    pub async fn receive_with(&self, request: proto::ReceiveRequest) -> Result<Vec<proto::Delivery>> {
+        // A retried auto-ack receive could lose the messages of the first attempt.
+        let retry = if request.auto_ack { Retry::No } else { Retry::Yes };
+        let r = self.conn.call(retry, true, request, |ch, r| async move { broker(ch).receive(r).await }).await?;
         Ok(r.deliveries)
     }
 

@@ -1,5 +1,6 @@
-//! `ferry bench broker --embedded`: the broker engine in this process, next to the bare
-//! ferry-log it writes to, measured in the same run.
+//! `ferry bench broker`: its arguments, and `--embedded`: the broker engine in this process,
+//! next to the bare ferry-log it writes to, measured in the same run. Over the network
+//! (a URL instead of `--embedded`), `super::net` takes over.
 //!
 //! For each durability mode, message size and number of producers, a round measures:
 //! - the log: `producers` tasks appending records of the size of an encoded publish
@@ -11,6 +12,7 @@
 //! The engine's overhead is publish ÷ log: the share of the log's rate the broker keeps.
 
 use super::disk::{closed_loop_rate, median, percentile, scratch, timing};
+use super::target::Pattern;
 use super::{dedup, parse_seconds, parse_size};
 use anyhow::Context as _;
 use bytes::Bytes;
@@ -23,38 +25,116 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// `ferry bench broker`: a broker over the network by URL, or `--embedded`.
 #[derive(clap::Args)]
+#[command(
+    group(clap::ArgGroup::new("what").required(true).args(["target", "embedded"])),
+    after_help = "Targets, by URL scheme:\n  \
+        http://[user:password@]host:port     ferry's REST API (or https://; a token in FERRY_TOKEN)\n  \
+        nats://host:port                     NATS core publish/subscribe (no persistence)\n  \
+        jetstream://host:port                NATS JetStream: a stream, file storage (memory with --durability none)\n  \
+        amqp://[user:password@]host:port     RabbitMQ: durable queue, persistent messages, publisher confirms\n\
+        Examples:\n  \
+        ferry bench broker http://admin:secret@127.0.0.1:8080 --durability fsync --producers 4 --consumers 2\n  \
+        ferry bench broker nats://127.0.0.1:4222 --pattern fanout --consumers 4 --durability none\n  \
+        ferry bench broker --embedded --dir /var/tmp"
+)]
 pub(crate) struct BrokerArgs {
-    /// Run the broker engine inside this process (the only mode so far).
-    #[arg(long, required = true)]
+    /// The broker to drive: http(s)://, nats://, jetstream:// or amqp:// (see below).
+    #[arg(value_name = "URL")]
+    pub(super) target: Option<String>,
+    /// Run the broker engine inside this process instead, next to the bare log.
+    #[arg(long, conflicts_with = "target")]
     embedded: bool,
-    /// Directory for the broker's data; it should be on the disk you care about.
-    #[arg(long, default_value = ".")]
+    /// Directory for the embedded broker's data; it should be on the disk you care about.
+    #[arg(long, default_value = ".", conflicts_with = "target")]
     dir: PathBuf,
-    /// Message sizes, comma-separated; bytes, or with a k/KiB or m/MiB suffix.
+    /// Message sizes, comma-separated; bytes, or with a k/KiB or m/MiB suffix. Over the
+    /// network at least 17 bytes (the timestamp header).
     #[arg(long, value_delimiter = ',', default_value = "64,1KiB", value_parser = parse_size)]
-    sizes: Vec<usize>,
-    /// Numbers of concurrent producers, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "1,16", value_parser = clap::value_parser!(u32).range(1..=10_000))]
-    producers: Vec<u32>,
-    /// Durability modes, comma-separated: fsync, none, interval:<ms>.
-    #[arg(long, value_delimiter = ',', default_value = "fsync,none", value_parser = parse_durability)]
-    durability: Vec<Durability>,
-    /// Seconds each measurement runs, after a warm-up of a fifth of that [default: 1].
+    pub(super) sizes: Vec<usize>,
+    /// Numbers of concurrent producers, comma-separated [default: 4; --embedded: 1,16].
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub(super) producers: Option<Vec<u32>>,
+    /// Consumers: competing on the queue, or subscriptions of a fan-out (each gets every
+    /// message). 0: publish only.
+    #[arg(long, default_value = "2", value_parser = clap::value_parser!(u32).range(0..=10_000), conflicts_with = "embedded")]
+    pub(super) consumers: u32,
+    /// queue: competing consumers on one queue; fanout: every consumer gets every message
+    /// (ferry topic with a subscription each, NATS subject, RabbitMQ fanout exchange).
+    #[arg(long, value_enum, default_value = "queue", conflicts_with = "embedded")]
+    pub(super) pattern: Pattern,
+    /// Durability modes, comma-separated: fsync, none, interval:<ms> [default: fsync;
+    /// --embedded: fsync,none]. ferry applies them to the queue or topic; JetStream maps
+    /// none to memory storage and the others to file storage (whose fsync the server's
+    /// sync_interval decides); RabbitMQ maps none to a transient queue and messages, the
+    /// others to a durable queue and persistent messages; NATS core has none.
+    #[arg(long, value_delimiter = ',', value_parser = parse_durability)]
+    pub(super) durability: Option<Vec<Durability>>,
+    /// Timed messages per run, over all producers (instead of --duration).
+    #[arg(long, conflicts_with_all = ["duration", "embedded"], value_parser = clap::value_parser!(u64).range(1..))]
+    pub(super) count: Option<u64>,
+    /// Seconds each measurement runs, after its warm-up [default: 5; --embedded: 1].
     #[arg(long, value_parser = parse_seconds)]
-    duration: Option<Duration>,
-    /// How many times the whole sequence runs; the table shows medians [default: 3].
+    pub(super) duration: Option<Duration>,
+    /// Seconds of warm-up at the same load before each run; not counted [default: 1].
+    #[arg(long, value_parser = parse_warmup, conflicts_with = "embedded")]
+    pub(super) warmup: Option<Duration>,
+    /// A fixed total rate in messages per second (open loop: latency counts from each
+    /// message's intended send time). Without it, producers publish as fast as the broker
+    /// confirms.
+    #[arg(long, value_parser = parse_rate, conflicts_with = "embedded")]
+    pub(super) rate: Option<f64>,
+    /// Messages each producer publishes per call, in flight together until confirmed (one
+    /// HTTP request, or that many publishes awaiting their acks or confirms).
+    #[arg(long, default_value = "256", value_parser = clap::value_parser!(u32).range(1..=1000), conflicts_with = "embedded")]
+    pub(super) batch: u32,
+    /// Consumers take messages without acknowledging them (at most once): ferry's
+    /// auto_ack receive, RabbitMQ's no-ack consume, a JetStream consumer with ack policy
+    /// none. NATS core never acknowledges.
+    #[arg(long, conflicts_with = "embedded")]
+    pub(super) auto_ack: bool,
+    /// Messages a consumer may hold unacknowledged: prefetch, or the receive batch.
+    #[arg(long, default_value = "1000", value_parser = clap::value_parser!(u32).range(1..=1000), conflicts_with = "embedded")]
+    pub(super) prefetch: u32,
+    /// How many times the whole sequence runs; the table shows medians [default: 3; over
+    /// the network 1].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100))]
-    rounds: Option<u32>,
-    /// A smoke run: one short round. Checks that everything works; the numbers mean little.
-    #[arg(long, conflicts_with_all = ["duration", "rounds"])]
-    quick: bool,
+    pub(super) rounds: Option<u32>,
+    /// A smoke run: short and small (over the network, 2000 messages per run). Checks that
+    /// everything works; the numbers mean little.
+    #[arg(long, conflicts_with_all = ["duration", "rounds", "count"])]
+    pub(super) quick: bool,
+    /// Seconds that connecting, draining the last messages, or a --count run in all may
+    /// take before the run is abandoned.
+    #[arg(long, default_value = "60", value_parser = parse_seconds, conflicts_with = "embedded")]
+    pub(super) timeout: Duration,
+    /// PEM file of the certificate authorities for https:// [default: the system's].
+    #[arg(long, conflicts_with = "embedded")]
+    pub(super) ca_file: Option<PathBuf>,
     /// Print JSON instead of a table.
     #[arg(long)]
-    json: bool,
+    pub(super) json: bool,
+    /// Also write a plot of latency over time (p50, p99, max per interval) to this SVG file.
+    #[arg(long, value_name = "FILE", conflicts_with = "embedded")]
+    pub(super) svg: Option<PathBuf>,
 }
 
-fn parse_durability(s: &str) -> Result<Durability, String> {
+fn parse_warmup(s: &str) -> Result<Duration, String> {
+    if s.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    parse_seconds(s)
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(r) if (1.0..=100e6).contains(&r) => Ok(r),
+        _ => Err(format!("`{s}`: a rate is 1 to 100000000 messages per second")),
+    }
+}
+
+pub(super) fn parse_durability(s: &str) -> Result<Durability, String> {
     match s {
         "fsync" => Ok(Durability::Fsync),
         "none" => Ok(Durability::None),
@@ -89,13 +169,15 @@ struct Row {
 }
 
 pub(crate) fn run(args: &BrokerArgs) -> anyhow::Result<ExitCode> {
-    let _ = args.embedded;
+    if !args.embedded {
+        return super::net::run(args);
+    }
     let (duration, rounds) = timing(args.quick, args.duration, args.rounds);
     let mut sizes = args.sizes.clone();
     dedup(&mut sizes);
-    let mut producers = args.producers.clone();
+    let mut producers = args.producers.clone().unwrap_or_else(|| vec![1, 16]);
     dedup(&mut producers);
-    let mut modes = args.durability.clone();
+    let mut modes = args.durability.clone().unwrap_or_else(|| vec![Durability::Fsync, Durability::None]);
     dedup(&mut modes);
     std::fs::create_dir_all(&args.dir).with_context(|| format!("creating {}", args.dir.display()))?;
     let runtime =

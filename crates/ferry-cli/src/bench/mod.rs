@@ -15,11 +15,15 @@
 
 mod broker;
 mod disk;
+mod driver;
 mod floor;
 mod log;
+mod net;
 mod nng;
 mod report;
 mod sp;
+mod svg;
+mod target;
 
 use anyhow::Context as _;
 use ferry_testkit::TestCerts;
@@ -40,8 +44,10 @@ pub(crate) enum BenchCommand {
     /// Log benchmark: durable appends per second of ferry-log with 1, 16 and 256
     /// concurrent appenders, next to the disk's raw rate of one write + fdatasync per record.
     Log(log::LogArgs),
-    /// Broker benchmark: publish, end-to-end rate and latency of the broker engine, next to
-    /// the bare ferry-log append rate it builds on.
+    /// Broker benchmark: drives a broker over the network (ferry REST, NATS core,
+    /// JetStream, RabbitMQ: by URL) with N producers and M consumers, and reports publish
+    /// rate, end-to-end rate and latency; or, with --embedded, the broker engine in this
+    /// process next to the bare ferry-log append rate it builds on.
     Broker(broker::BrokerArgs),
 }
 
@@ -264,6 +270,10 @@ impl<T: Send + 'static> Task<T> {
 
     pub(crate) async fn join(mut self) -> anyhow::Result<T> {
         (&mut self.0).await.context("benchmark task failed")
+    }
+
+    pub(crate) fn is_finished(&self) -> bool {
+        self.0.is_finished()
     }
 }
 

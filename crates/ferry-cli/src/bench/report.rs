@@ -66,7 +66,7 @@ impl System {
     }
 }
 
-fn size_label(size: usize) -> String {
+pub(crate) fn size_label(size: usize) -> String {
     match size {
         s if s >= 1 << 20 && s % (1 << 20) == 0 => format!("{} MiB", s >> 20),
         s if s >= 1 << 10 && s % (1 << 10) == 0 => format!("{} KiB", s >> 10),
@@ -510,7 +510,7 @@ impl Report {
 }
 
 /// A rate with an SI suffix: 812, 25.1k, 1.23M.
-fn rate(v: f64) -> String {
+pub(crate) fn rate(v: f64) -> String {
     if v >= 1e6 {
         format!("{:.2}M", v / 1e6)
     } else if v >= 1e3 {
