@@ -12,7 +12,9 @@
 #                 `sync_interval: always` (fsync per message) when the server supports it
 #   RabbitMQ      durable classic queues, persistent messages, publisher confirms
 #   ferry serve   release build, a fresh one (new data directory) for every run; queues and
-#                 topics created with the durability of the run
+#                 topics created with the durability of the run; driven over its gRPC API
+#                 (FERRY_API=grpc, the default: Publish, Consume streams with credits) or its
+#                 REST API (FERRY_API=rest: JSON batches, long-poll receive)
 #
 # Workloads (64 B and 1 KiB messages; systems interleaved, ROUNDS times, medians):
 #   durable publish     PRODUCERS producers, no consumers: confirmed publishes per second
@@ -27,7 +29,7 @@
 # RESULTS=DIR keeps every run's JSON report and the table there.
 #
 # Settings (environment): ROUNDS=3 DURATION=3 WARMUP=1 PRODUCERS=4 CONSUMERS=2 FANOUT=4
-# BATCH=256 RATE=10000 SIZES=64,1KiB; BENCH_DIR (where the servers keep their data; it
+# BATCH=256 RATE=10000 SIZES=64,1KiB FERRY_API=grpc; BENCH_DIR (where the servers keep their data; it
 # should be on the disk you care about, not tmpfs, with 2-3 GB free: a fast durable run
 # writes over a gigabyte) [default: $TMPDIR or /tmp]; FERRY (a ferry binary) [default:
 # built here with cargo build --release -p ferry-cli].
@@ -44,6 +46,8 @@ FANOUT=${FANOUT:-4}
 BATCH=${BATCH:-256}
 RATE=${RATE:-10000}
 SIZES=${SIZES:-64,1KiB}
+FERRY_API=${FERRY_API:-grpc}
+[[ "$FERRY_API" == grpc || "$FERRY_API" == rest ]] || { echo "compare.sh: FERRY_API is grpc or rest" >&2; exit 2; }
 BENCH_DIR=${BENCH_DIR:-${TMPDIR:-/tmp}}
 
 say() { printf 'compare.sh: %s\n' "$*" >&2; }
@@ -307,19 +311,27 @@ start_ferry() {
     FERRY_RUNS=$((FERRY_RUNS + 1))
     data="$TMP/ferry-$FERRY_RUNS"
     mkdir -p "$data"
-    free_port
-    env -u FERRY_HTTP -u FERRY_DATA -u FERRY_DURABILITY FERRY_ADMIN_PASSWORD="$FERRY_PASSWORD" \
-        "$FERRY" serve --http "127.0.0.1:$PORT" --data "$data" >"$TMP/logs/ferry-$FERRY_RUNS.log" 2>&1 &
+    local http grpc
+    free_port; http=$PORT
+    free_port; grpc=$PORT
+    env -u FERRY_HTTP -u FERRY_DATA -u FERRY_DURABILITY -u FERRY_GRPC FERRY_ADMIN_PASSWORD="$FERRY_PASSWORD" \
+        "$FERRY" serve --http "127.0.0.1:$http" --grpc "127.0.0.1:$grpc" --data "$data" \
+        >"$TMP/logs/ferry-$FERRY_RUNS.log" 2>&1 &
     FERRY_PID=$!
     PIDS+=("$FERRY_PID:ferry serve")
-    wait_port "$PORT" 30 || die "ferry serve did not start; see $TMP/logs/ferry-$FERRY_RUNS.log"
-    FERRY_URL="http://admin:$FERRY_PASSWORD@127.0.0.1:$PORT"
+    wait_port "$http" 30 || die "ferry serve did not start; see $TMP/logs/ferry-$FERRY_RUNS.log"
+    wait_port "$grpc" 30 || die "ferry serve did not serve gRPC; see $TMP/logs/ferry-$FERRY_RUNS.log"
+    if [[ "$FERRY_API" == grpc ]]; then
+        FERRY_URL="grpc://admin:$FERRY_PASSWORD@127.0.0.1:$grpc"
+    else
+        FERRY_URL="http://admin:$FERRY_PASSWORD@127.0.0.1:$http"
+    fi
 }
 stop_ferry() {
     stop_server "$FERRY_PID"
     rm -rf "$TMP/ferry-$FERRY_RUNS"
 }
-say "ferry: $("$FERRY" --version)"
+say "ferry: $("$FERRY" --version), over its $FERRY_API API"
 
 NATS_URL="nats://127.0.0.1:$NATS_PORT"
 JS_URL="jetstream://127.0.0.1:$NATS_PORT"
@@ -391,6 +403,7 @@ jq -s -r \
     --arg nats "$NATS_VERSION" --arg rabbit "$RABBIT_VERSION" --arg sync "$NATS_SYNC_NOTE" \
     --arg rounds "$ROUNDS" --arg duration "$DURATION" --arg producers "$PRODUCERS" \
     --arg consumers "$CONSUMERS" --arg fanout "$FANOUT" --arg batch "$BATCH" --arg rate "$RATE" \
+    --arg api "$FERRY_API" \
     --arg machine "$(nproc) cores; load average $LOAD_START before, $LOAD_END after" '
   def median: sort | if length == 0 then null elif length % 2 == 1 then .[length / 2 | floor]
                      else (.[length / 2 - 1] + .[length / 2]) / 2 end;
@@ -453,7 +466,7 @@ jq -s -r \
     "fan-out: 1 producer, \($fanout) subscribers, nothing durable, no consumer acks (ferry: topic with",
     "durability none, auto_ack receive; JetStream: memory stream, ack policy none; RabbitMQ: transient",
     "fanout exchange and queues, no-ack consumers; NATS core: plain subscriptions).",
-    "ferry: durability fsync (publish answered after fdatasync); JetStream default: acked once written,",
+    "ferry over its \($api) API: durability fsync (publish answered after fdatasync); JetStream default: acked once written,",
     "fsync every 2 min; RabbitMQ: durable classic queue, persistent messages, confirms.",
     "JetStream sync always: \($sync)",
     "machine: \($machine) (other work distorts the figures; compare ratios within one run)",
