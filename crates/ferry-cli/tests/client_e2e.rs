@@ -138,6 +138,33 @@ async fn credits_bound_the_messages_in_flight() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acking_a_whole_window_at_once_does_not_stall_the_stream() {
+    let served = Served::start();
+    let client = served.admin().await;
+    client.create_queue("bulk", proto::Settings::default()).await.unwrap();
+    for _ in 0..3 {
+        client.publish_batch("bulk", (0..1000).map(|i| Message::new(i.to_string()))).await.unwrap();
+    }
+    // A thousand acks sent together while deliveries keep coming: they share the stream
+    // with the deliveries, and neither side may wait on the other.
+    let mut consumer = client.consumer("bulk").credit(1000).start().await.unwrap();
+    let mut acked = 0;
+    while acked < 3000 {
+        let mut window = Vec::new();
+        while window.len() < 1000 {
+            window.push(bounded("a delivery", consumer.next()).await.unwrap().unwrap());
+        }
+        let acks = futures::future::join_all(window.iter().map(|m| m.ack()));
+        for r in bounded("a thousand acks", acks).await {
+            r.unwrap();
+        }
+        acked += window.len();
+    }
+    let stats = client.describe("bulk").await.unwrap().stats.unwrap();
+    assert_eq!((stats.depth, stats.in_flight, stats.acked), (0, 0, 3000));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_a_consumer_returns_its_messages() {
     let served = Served::start();
     let client = served.admin().await;

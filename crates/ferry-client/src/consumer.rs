@@ -18,7 +18,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
-use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::wrappers::UnboundedReceiverStream;
 
 /// Options for a [`Consumer`]; made by [`Client::consumer`].
 #[derive(Debug)]
@@ -156,7 +156,7 @@ pub struct Received {
     commands: mpsc::Sender<Command>,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Settle {
     Ack,
     Nack(u64),
@@ -263,9 +263,15 @@ struct Task {
 
 /// One open `Consume` stream.
 struct Open {
-    requests: mpsc::Sender<proto::ConsumeRequest>,
+    /// Unbounded so that the task never waits to send while the server waits for it to
+    /// read (a deadlock once both sides' buffers fill); bounded in practice, since settles
+    /// are coalesced and only unsettled deliveries, at most the credit window, settle.
+    requests: mpsc::UnboundedSender<proto::ConsumeRequest>,
     responses: tonic::Streaming<proto::ConsumeResponse>,
 }
+
+/// The most leases one settle request carries (the server's limit).
+const MAX_SETTLE: usize = 1000;
 
 /// Why a stream ended.
 enum End {
@@ -301,10 +307,10 @@ impl Task {
     }
 
     async fn try_open(&self) -> Result<Open> {
-        let (requests, rx) = mpsc::channel(256);
+        let (requests, rx) = mpsc::unbounded_channel();
         let start = proto::ConsumeRequest { request: Some(Req::Start(self.start.clone())) };
-        requests.send(start).await.map_err(|_| Error::Closed)?;
-        let mut request = tonic::Request::new(ReceiverStream::new(rx));
+        requests.send(start).map_err(|_| Error::Closed)?;
+        let mut request = tonic::Request::new(UnboundedReceiverStream::new(rx));
         self.conn.authorize(request.metadata_mut())?;
         // The server checks the start request before it sends its response headers, so
         // a missing destination or permission fails here rather than on the stream.
@@ -346,62 +352,119 @@ impl Task {
 
     /// Runs one stream until it ends.
     async fn serve(&mut self, open: &mut Open) -> End {
-        let mut waiting: VecDeque<oneshot::Sender<Result<()>>> = VecDeque::new();
+        // Each settle request sent and not answered yet: its leases and who waits on each.
+        let mut waiting: VecDeque<Vec<oneshot::Sender<Result<()>>>> = VecDeque::new();
+        let mut next: Option<Command> = None;
+        let closed = || End::Broken(Error::Unavailable("the consume stream closed".into()));
         let end = loop {
-            tokio::select! {
-                // The reader dropped the consumer (the commands channel stays open while
-                // any `Received` can still settle, so it cannot tell).
-                () = self.deliveries.closed() => break End::Dropped,
-                command = self.commands.recv() => match command {
-                    None => break End::Dropped,
-                    Some(Command::Credit(n)) => {
-                        self.start.credit = self.start.credit.saturating_add(n);
-                        let credit = proto::ConsumeRequest { request: Some(Req::Credit(n)) };
-                        if open.requests.send(credit).await.is_err() {
-                            break End::Broken(Error::Unavailable("the consume stream closed".into()));
+            let command = match next.take() {
+                Some(c) => Some(c),
+                None => tokio::select! {
+                    // The reader dropped the consumer (the commands channel stays open while
+                    // any `Received` can still settle, so it cannot tell).
+                    () = self.deliveries.closed() => break End::Dropped,
+                    command = self.commands.recv() => match command {
+                        None => break End::Dropped,
+                        some => some,
+                    },
+                    message = open.responses.message() => {
+                        match self.response(message, &mut waiting) {
+                            Ok(()) => continue,
+                            Err(end) => break end,
                         }
                     }
-                    Some(Command::Settle { lease, how, generation, reply }) if generation == self.generation => {
-                        if open.requests.send(settle_request(lease, how)).await.is_err() {
+                },
+            };
+            match command {
+                None => continue,
+                Some(Command::Credit(n)) => {
+                    self.start.credit = self.start.credit.saturating_add(n);
+                    if open.requests.send(proto::ConsumeRequest { request: Some(Req::Credit(n)) }).is_err() {
+                        break closed();
+                    }
+                }
+                Some(Command::Settle { lease, how, generation, reply }) if generation == self.generation => {
+                    // Coalesce the settles already queued with the same action into one
+                    // request: a consumer acking a batch costs one round trip, not one each.
+                    let mut leases = vec![lease];
+                    let mut replies = vec![reply];
+                    while leases.len() < MAX_SETTLE {
+                        match self.commands.try_recv() {
+                            Ok(Command::Settle { lease, how: h, generation, reply })
+                                if h == how && generation == self.generation =>
+                            {
+                                leases.push(lease);
+                                replies.push(reply);
+                            }
+                            Ok(other) => {
+                                next = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    if open.requests.send(settle_request(leases, how)).is_err() {
+                        for reply in replies {
                             let _ = reply.send(Err(Error::Unavailable("the consume stream closed".into())));
-                            break End::Broken(Error::Unavailable("the consume stream closed".into()));
                         }
-                        waiting.push_back(reply);
+                        break closed();
                     }
-                    Some(Command::Settle { lease, how, reply, .. }) => {
-                        // From a stream that broke: the lease may still be good.
-                        let conn = self.conn.clone();
-                        let start = self.start.clone();
-                        tokio::spawn(async move { let _ = reply.send(settle_unary(&conn, &start, lease, how).await); });
-                    }
-                },
-                message = open.responses.message() => match message {
-                    Ok(Some(proto::ConsumeResponse { response: Some(Resp::Delivery(delivery)) })) => {
-                        let received = Received { delivery, generation: self.generation, commands: self.own_commands.clone() };
-                        if self.deliveries.send(Ok(received)).is_err() {
-                            break End::Dropped;
-                        }
-                    }
-                    Ok(Some(proto::ConsumeResponse { response: Some(Resp::Settled(r)) })) => {
-                        if let Some(reply) = waiting.pop_front() {
-                            let _ = reply.send(settled(r.results));
-                        }
-                    }
-                    Ok(Some(proto::ConsumeResponse { response: None })) => {}
-                    Ok(None) => break End::Broken(Error::Unavailable("the server ended the consume stream".into())),
-                    Err(status) => break End::Broken(Error::from(status)),
-                },
+                    waiting.push_back(replies);
+                }
+                Some(Command::Settle { lease, how, reply, .. }) => {
+                    // From a stream that broke: the lease may still be good.
+                    let conn = self.conn.clone();
+                    let start = self.start.clone();
+                    tokio::spawn(async move {
+                        let _ = reply.send(settle_unary(&conn, &start, lease, how).await);
+                    });
+                }
             }
         };
-        for reply in waiting {
-            let _ = reply.send(Err(Error::Unavailable("the stream broke before the server answered".into())));
+        for replies in waiting {
+            for reply in replies {
+                let _ = reply.send(Err(Error::Unavailable("the stream broke before the server answered".into())));
+            }
         }
         end
     }
+
+    /// Handles one message from the server.
+    fn response(
+        &mut self,
+        message: std::result::Result<Option<proto::ConsumeResponse>, tonic::Status>,
+        waiting: &mut VecDeque<Vec<oneshot::Sender<Result<()>>>>,
+    ) -> std::result::Result<(), End> {
+        match message {
+            Ok(Some(proto::ConsumeResponse { response: Some(Resp::Delivery(delivery)) })) => {
+                let received = Received { delivery, generation: self.generation, commands: self.own_commands.clone() };
+                self.deliveries.send(Ok(received)).map_err(|_| End::Dropped)
+            }
+            Ok(Some(proto::ConsumeResponse { response: Some(Resp::Settled(r)) })) => {
+                if let Some(replies) = waiting.pop_front() {
+                    // One result per lease, in the order sent.
+                    let mut results = r.results.into_iter();
+                    for reply in replies {
+                        let result = match results.next() {
+                            Some(one) => settled(vec![one]),
+                            None => Err(Error::Server {
+                                code: tonic::Code::Internal,
+                                message: "fewer settle results than leases".into(),
+                            }),
+                        };
+                        let _ = reply.send(result);
+                    }
+                }
+                Ok(())
+            }
+            Ok(Some(proto::ConsumeResponse { response: None })) => Ok(()),
+            Ok(None) => Err(End::Broken(Error::Unavailable("the server ended the consume stream".into()))),
+            Err(status) => Err(End::Broken(Error::from(status))),
+        }
+    }
 }
 
-fn settle_request(lease: u64, how: Settle) -> proto::ConsumeRequest {
-    let leases = vec![lease];
+fn settle_request(leases: Vec<u64>, how: Settle) -> proto::ConsumeRequest {
     let request = match how {
         Settle::Ack => Req::Ack(proto::LeaseList { leases }),
         Settle::Nack(delay_ms) => Req::Nack(proto::NackLeases { leases, delay_ms }),

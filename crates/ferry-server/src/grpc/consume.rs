@@ -39,8 +39,9 @@ use tonic::{Status, Streaming};
 
 /// The most credits a client may hold (granted and not used or freed).
 const MAX_CREDIT: usize = 10_000;
-/// The most messages taken from the broker in one receive.
-const BATCH: usize = 100;
+/// The most messages taken from the broker in one receive: the broker's own limit. Each
+/// receive is one command through the log, so a large credit window is filled with few.
+const BATCH: usize = ferry_broker::MAX_RECEIVE_BATCH as usize;
 /// How long one receive waits before it is asked again (the stream itself waits as long as
 /// the client wants): also how long a closed stream may take to give its leases back.
 const POLL: Duration = Duration::from_secs(1);
