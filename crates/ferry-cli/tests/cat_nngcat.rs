@@ -231,8 +231,9 @@ fn pub_sub_with_subscribe() {
 #[test]
 fn sub_filters_by_topic() {
     // Only messages that start with a subscribed topic are delivered: this subscriber
-    // hears nothing and ends at its receive timeout.
-    let publisher = ["--pub0", "--data", "tick", "--delay", "1", "--interval", "1", "--count", "2"];
+    // hears nothing and ends at its receive timeout. The publisher outlives that timeout,
+    // so that a dialer started late on a loaded machine still finds it listening.
+    let publisher = ["--pub0", "--data", "tick", "--delay", "1", "--interval", "1", "--count", "6"];
     let subscriber = ["--sub0", "--subscribe", "tock", "--quoted", "--recv-timeout", "4"];
     matrix(&publisher, &subscriber, false, |label, publisher, subscriber| {
         assert_eq!(subscriber.stdout, "", "{label}");
