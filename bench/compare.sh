@@ -29,7 +29,7 @@
 # RESULTS=DIR keeps every run's JSON report and the table there.
 #
 # Settings (environment): ROUNDS=3 DURATION=3 WARMUP=1 PRODUCERS=4 CONSUMERS=2 FANOUT=4
-# BATCH=256 RATE=10000 SIZES=64,1KiB FERRY_API=grpc; BENCH_DIR (where the servers keep their data; it
+# BATCH=256 RATE=10000 SIZES=64,1KiB FERRY_API=grpc WORKLOADS=publish,queue,latency,fanout; BENCH_DIR (where the servers keep their data; it
 # should be on the disk you care about, not tmpfs, with 2-3 GB free: a fast durable run
 # writes over a gigabyte) [default: $TMPDIR or /tmp]; FERRY (a ferry binary) [default:
 # built here with cargo build --release -p ferry-cli].
@@ -47,7 +47,13 @@ BATCH=${BATCH:-256}
 RATE=${RATE:-10000}
 SIZES=${SIZES:-64,1KiB}
 FERRY_API=${FERRY_API:-grpc}
+WORKLOADS=${WORKLOADS:-publish,queue,latency,fanout}
 [[ "$FERRY_API" == grpc || "$FERRY_API" == rest ]] || { echo "compare.sh: FERRY_API is grpc or rest" >&2; exit 2; }
+for w in ${WORKLOADS//,/ }; do
+    [[ "$w" =~ ^(publish|queue|latency|fanout)$ ]] ||
+        { echo "compare.sh: WORKLOADS lists publish, queue, latency, fanout (not $w)" >&2; exit 2; }
+done
+wanted() { [[ ",$WORKLOADS," == *",$1,"* ]]; }
 BENCH_DIR=${BENCH_DIR:-${TMPDIR:-/tmp}}
 
 say() { printf 'compare.sh: %s\n' "$*" >&2; }
@@ -366,30 +372,38 @@ LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 IFS=, read -r -a SIZE_LIST <<<"$SIZES"
 for ((round = 1; round <= ROUNDS; round++)); do
   for size in "${SIZE_LIST[@]}"; do
-    # Durable publish: confirmed publishes per second, no consumers.
-    args=(--pattern queue --producers "$PRODUCERS" --consumers 0 --durability fsync)
-    run_ferry publish "${args[@]}"
-    run publish jetstream "$JS_URL" "${args[@]}"
-    if [[ -n "$JS_SYNC_URL" ]]; then run publish jetstream-sync "$JS_SYNC_URL" "${args[@]}"; fi
-    run publish rabbitmq "$AMQP_URL" "${args[@]}"
+    if wanted publish; then
+      # Durable publish: confirmed publishes per second, no consumers.
+      args=(--pattern queue --producers "$PRODUCERS" --consumers 0 --durability fsync)
+      run_ferry publish "${args[@]}"
+      run publish jetstream "$JS_URL" "${args[@]}"
+      if [[ -n "$JS_SYNC_URL" ]]; then run publish jetstream-sync "$JS_SYNC_URL" "${args[@]}"; fi
+      run publish rabbitmq "$AMQP_URL" "${args[@]}"
+    fi
     # Durable queue: producers and competing consumers with acks, end to end at full speed.
     args=(--pattern queue --producers "$PRODUCERS" --consumers "$CONSUMERS" --durability fsync)
-    run_ferry queue "${args[@]}"
-    run queue jetstream "$JS_URL" "${args[@]}"
-    if [[ -n "$JS_SYNC_URL" ]]; then run queue jetstream-sync "$JS_SYNC_URL" "${args[@]}"; fi
-    run queue rabbitmq "$AMQP_URL" "${args[@]}"
-    # Durable queue at a fixed rate: latency without a backlog.
-    args+=(--rate "$RATE")
-    run_ferry latency "${args[@]}"
-    run latency jetstream "$JS_URL" "${args[@]}"
-    if [[ -n "$JS_SYNC_URL" ]]; then run latency jetstream-sync "$JS_SYNC_URL" "${args[@]}"; fi
-    run latency rabbitmq "$AMQP_URL" "${args[@]}"
-    # Fan-out, nothing durable: every subscriber gets every message.
-    args=(--pattern fanout --producers 1 --consumers "$FANOUT" --durability none --auto-ack)
-    run_ferry fanout "${args[@]}"
-    run fanout nats "$NATS_URL" "${args[@]}"
-    run fanout jetstream "$JS_URL" "${args[@]}"
-    run fanout rabbitmq "$AMQP_URL" "${args[@]}"
+    if wanted queue; then
+      run_ferry queue "${args[@]}"
+      run queue jetstream "$JS_URL" "${args[@]}"
+      if [[ -n "$JS_SYNC_URL" ]]; then run queue jetstream-sync "$JS_SYNC_URL" "${args[@]}"; fi
+      run queue rabbitmq "$AMQP_URL" "${args[@]}"
+    fi
+    if wanted latency; then
+      # Durable queue at a fixed rate: latency without a backlog.
+      args+=(--rate "$RATE")
+      run_ferry latency "${args[@]}"
+      run latency jetstream "$JS_URL" "${args[@]}"
+      if [[ -n "$JS_SYNC_URL" ]]; then run latency jetstream-sync "$JS_SYNC_URL" "${args[@]}"; fi
+      run latency rabbitmq "$AMQP_URL" "${args[@]}"
+    fi
+    if wanted fanout; then
+      # Fan-out, nothing durable: every subscriber gets every message.
+      args=(--pattern fanout --producers 1 --consumers "$FANOUT" --durability none --auto-ack)
+      run_ferry fanout "${args[@]}"
+      run fanout nats "$NATS_URL" "${args[@]}"
+      run fanout jetstream "$JS_URL" "${args[@]}"
+      run fanout rabbitmq "$AMQP_URL" "${args[@]}"
+    fi
   done
 done
 
@@ -436,6 +450,7 @@ jq -s -r \
     sizes[] as $size
     | value(w; "ferry"; $size; m) as $f | value(w; ref; $size; m) as $r
     | select($r != null or ref != "jetstream-sync")
+    | select($f != null or $r != null)
     | [ title, ($size | sizelabel), ($f | if m == "p50" or m == "p99" then num else rate end), refname,
         ($r | if m == "p50" or m == "p99" then num else rate end),
         (if $f == null or $r == null or $f == 0 or $r == 0 then null

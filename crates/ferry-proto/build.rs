@@ -13,6 +13,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fds = protox::compile(files, [&root])?;
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out.join("ferry_descriptor.bin"), prost::Message::encode_to_vec(&fds))?;
-    tonic_prost_build::configure().compile_fds(fds)?;
+    // `bytes` fields as `bytes::Bytes`: a message body is then a slice of the buffer it
+    // arrived in, and goes out without a copy.
+    tonic_prost_build::configure().bytes(".").compile_fds(fds)?;
     Ok(())
 }

@@ -12,6 +12,7 @@
 use crate::command::{Command, Delivery, Outcome, SettleAction};
 use crate::error::{Error, Result};
 use crate::names;
+use crate::recent::Recent;
 use crate::state::State;
 use crate::types::{
     DestinationInfo, Durability, Kind, NewMessage, Published, ReceiveRequest, Settings, StartAt, SubscriptionSettings,
@@ -34,11 +35,14 @@ pub struct BrokerOptions {
     pub segment_size: u64,
     /// Copy forward messages that keep more than this many old segments alive (default 4).
     pub pinned_segments: usize,
+    /// Bytes of recently published messages kept in memory as well as in the log, so that
+    /// consumers that keep up are served without reading the log (default 32 MiB).
+    pub recent_bytes: usize,
 }
 
 impl Default for BrokerOptions {
     fn default() -> Self {
-        BrokerOptions { snapshot_every: 50_000, segment_size: 64 << 20, pinned_segments: 4 }
+        BrokerOptions { snapshot_every: 50_000, segment_size: 64 << 20, pinned_segments: 4, recent_bytes: 32 << 20 }
     }
 }
 
@@ -76,6 +80,8 @@ struct Core {
     /// The log index to apply next.
     next: u64,
     since_snapshot: u64,
+    /// The latest applied commands that stored messages.
+    recent: Recent,
 }
 
 impl Core {
@@ -85,6 +91,9 @@ impl Core {
             let outcome = self.state.apply(self.next, &cmd);
             if let Some(name) = wakes(&cmd) {
                 woken.push(name.to_string());
+            }
+            if !matches!(outcome, Outcome::Failed(_)) {
+                self.recent.keep(self.next, cmd);
             }
             let _ = reply.send(outcome);
             self.next += 1;
@@ -186,7 +195,8 @@ impl Broker {
         .await
         .map_err(|e| Error::Storage(format!("opening the broker: {e}")))??;
         let next = log.next_seq();
-        let core = Core { state, pending: BTreeMap::new(), next, since_snapshot: 0 };
+        let recent = Recent::new(opts.recent_bytes);
+        let core = Core { state, pending: BTreeMap::new(), next, since_snapshot: 0, recent };
         let inner = Inner {
             dir,
             opts,
@@ -285,6 +295,16 @@ impl Broker {
         }
     }
 
+    /// Runs a command that is durable as `durability` says (`None`: soft state, never
+    /// waited for).
+    async fn run_as(&self, cmd: Command, durability: Option<Durability>) -> Result<Outcome> {
+        let outcome = self.run(cmd, durability == Some(Durability::Fsync)).await?;
+        if let Some(Durability::Interval(ms)) = durability {
+            self.sync_within(Duration::from_millis(ms));
+        }
+        Ok(outcome)
+    }
+
     fn wake(&self, names: &[String]) {
         if names.is_empty() {
             return;
@@ -375,11 +395,7 @@ impl Broker {
             return Err(Error::MessageTooLarge { size: m.body.len(), max: max as usize });
         }
         let cmd = Command::Publish { now: now_ms(), name: name.into(), producer: producer.map(Into::into), messages };
-        let outcome = self.run(cmd, durability == Durability::Fsync).await?;
-        if let Durability::Interval(ms) = durability {
-            self.sync_within(Duration::from_millis(ms));
-        }
-        match outcome {
+        match self.run_as(cmd, Some(durability)).await? {
             Outcome::Published(p) => Ok(p),
             other => Err(Error::Storage(format!("unexpected outcome {other:?}"))),
         }
@@ -459,8 +475,10 @@ impl Broker {
             tokio::pin!(notified);
             notified.as_mut().enable();
             let now = now_ms();
-            let (ready, next_deadline) =
-                self.state(|s| (s.has_ready(name, subscription, now, request.consumer.as_deref()), s.next_deadline()));
+            let (ready, next_deadline, durability) = self.state(|s| {
+                let ready = s.has_ready(name, subscription, now, request.consumer.as_deref());
+                (ready, s.next_deadline(), s.publish_limits(name).map(|(d, _)| d).unwrap_or_default())
+            });
             if ready {
                 let cmd = Command::Receive {
                     now,
@@ -469,8 +487,8 @@ impl Broker {
                     request: request.clone(),
                 };
                 // Leases are soft state: a lost one only redelivers. Auto-acks remove
-                // messages for good, so they wait for the sync.
-                match self.run(cmd, request.auto_ack).await? {
+                // messages for good, so they are as durable as the destination's publishes.
+                match self.run_as(cmd, request.auto_ack.then_some(durability)).await? {
                     Outcome::Received(d) if !d.is_empty() => return self.load(d),
                     _ => {}
                 }
@@ -491,16 +509,42 @@ impl Broker {
         }
     }
 
-    /// Reads the contents of delivered messages from the log.
+    /// The contents of delivered messages: from the recent commands kept in memory, or
+    /// else read from the log.
     fn load(&self, deliveries: Vec<Delivery>) -> Result<Vec<ReceivedMessage>> {
-        let mut commands: HashMap<u64, Command> = HashMap::new();
+        // Deliveries come in runs from one record (a publish batch): each record is looked
+        // up once per run, first among the recent commands, then in the log.
+        let mut commands: HashMap<u64, Arc<Command>> = HashMap::new();
+        {
+            let core = lock(&self.inner.core);
+            let mut previous = None;
+            for d in &deliveries {
+                let index = d.location.index;
+                if previous.replace(index) != Some(index) {
+                    if let std::collections::hash_map::Entry::Vacant(e) = commands.entry(index) {
+                        if let Some(cmd) = core.recent.get(index) {
+                            e.insert(cmd);
+                        }
+                    }
+                }
+            }
+        }
         let mut out = Vec::with_capacity(deliveries.len());
+        let mut current: Option<(u64, Arc<Command>)> = None;
         for d in deliveries {
             let index = d.location.index;
-            let command = match commands.entry(index) {
-                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::hash_map::Entry::Vacant(e) => {
-                    e.insert(Command::decode(&self.inner.log.read(index)?.payload)?)
+            let command = match &current {
+                Some((i, cmd)) if *i == index => cmd,
+                _ => {
+                    let cmd = match commands.get(&index) {
+                        Some(cmd) => cmd.clone(),
+                        None => {
+                            let cmd = Arc::new(Command::decode(&self.inner.log.read(index)?.payload)?);
+                            commands.insert(index, cmd.clone());
+                            cmd
+                        }
+                    };
+                    &current.insert((index, cmd)).1
                 }
             };
             let message = command
@@ -533,9 +577,11 @@ impl Broker {
             leases: leases.to_vec(),
             action,
         };
-        // Acks must survive a crash (an acked message never comes back); nacks and
-        // extensions are lease changes, soft state like the leases themselves.
-        match self.run(cmd, matches!(action, SettleAction::Ack)).await? {
+        // Acks are as durable as the destination's publishes (an acked message of an fsync
+        // destination never comes back); nacks and extensions are lease changes, soft state
+        // like the leases themselves.
+        let durability = self.state(|s| s.publish_limits(name).map(|(d, _)| d).unwrap_or_default());
+        match self.run_as(cmd, matches!(action, SettleAction::Ack).then_some(durability)).await? {
             Outcome::Settled(r) => Ok(r),
             other => Err(Error::Storage(format!("unexpected outcome {other:?}"))),
         }
@@ -596,6 +642,16 @@ impl Broker {
     pub fn describe(&self, name: &str) -> Result<DestinationInfo> {
         let now = now_ms();
         self.state(|s| s.describe(name, now))
+    }
+
+    /// A destination's kind and owner, without the statistics of
+    /// [`describe`](Self::describe): cheap enough for a check on every request.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`].
+    pub fn owner(&self, name: &str) -> Result<(Kind, String)> {
+        self.state(|s| s.owner(name))
     }
 
     /// Up to `max` stored messages from `from_offset` on, without consuming them.

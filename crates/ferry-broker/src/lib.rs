@@ -24,6 +24,7 @@ pub mod command;
 mod engine;
 mod error;
 pub mod names;
+mod recent;
 mod state;
 mod types;
 

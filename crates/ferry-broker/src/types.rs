@@ -26,7 +26,9 @@ impl std::fmt::Display for Kind {
     }
 }
 
-/// When a publish to a destination is acknowledged.
+/// When a publish to a destination is acknowledged, and with it every command that removes
+/// its messages for good (acks, auto-acked receives): a message is never kept more durably
+/// than its removal, nor the reverse.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

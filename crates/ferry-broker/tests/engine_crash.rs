@@ -21,7 +21,7 @@ const ROUNDS: usize = 30;
 
 fn options() -> BrokerOptions {
     // Small segments and frequent snapshots, so that kills also land in those.
-    BrokerOptions { snapshot_every: 200, segment_size: 32 << 10, pinned_segments: 2 }
+    BrokerOptions { snapshot_every: 200, segment_size: 32 << 10, pinned_segments: 2, recent_bytes: 64 << 10 }
 }
 
 fn say(line: String) {

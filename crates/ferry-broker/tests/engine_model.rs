@@ -88,7 +88,8 @@ impl Line {
 }
 
 fn opts() -> BrokerOptions {
-    BrokerOptions { snapshot_every: 7, segment_size: 4096, pinned_segments: 2 }
+    // A few recent records in memory: receives read from both memory and the log.
+    BrokerOptions { snapshot_every: 7, segment_size: 4096, pinned_segments: 2, recent_bytes: 1024 }
 }
 
 async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {

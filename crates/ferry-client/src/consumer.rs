@@ -172,7 +172,7 @@ enum Command {
 impl Received {
     /// The message body.
     pub fn body(&self) -> &[u8] {
-        self.message().map(|m| m.body.as_slice()).unwrap_or_default()
+        self.message().map(|m| m.body.as_ref()).unwrap_or_default()
     }
 
     /// The message as published: body, headers, subject, key, request/reply fields.

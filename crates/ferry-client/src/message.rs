@@ -24,7 +24,7 @@ pub struct Message(pub(crate) proto::Message);
 impl Message {
     /// A message with this body.
     pub fn new(body: impl Into<Vec<u8>>) -> Message {
-        Message(proto::Message { body: body.into(), ..proto::Message::default() })
+        Message(proto::Message { body: body.into().into(), ..proto::Message::default() })
     }
 
     /// Adds a header.

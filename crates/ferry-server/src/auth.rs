@@ -8,9 +8,9 @@ use argon2::Argon2;
 use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation};
 use rand::distributions::{Alphanumeric, DistString};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::sync::{Mutex, PoisonError, RwLock};
 
 /// What a user may do beyond the basics.
 #[derive(utoipa::ToSchema, Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -148,7 +148,14 @@ pub struct Auth {
     encoding: EncodingKey,
     decoding: DecodingKey,
     ttl_secs: u64,
+    /// Tokens whose signature was checked, with their subject and expiry. Checking a
+    /// signature (base64, HMAC-SHA256, JSON) costs more than a whole receive of a busy
+    /// client, which sends the same token with every request. Emptied when full.
+    verified: Mutex<HashMap<String, (String, u64)>>,
 }
+
+/// The most tokens [`Auth`] remembers as verified.
+const VERIFIED_TOKENS: usize = 4096;
 
 const USERS_FILE: &str = "users";
 const KEYS_FILE: &str = "apikeys";
@@ -235,6 +242,7 @@ impl Auth {
             encoding: EncodingKey::from_secret(&secret),
             decoding: DecodingKey::from_secret(&secret),
             ttl_secs,
+            verified: Mutex::new(HashMap::new()),
         };
         let mut generated = None;
         if auth.read_users().is_empty() {
@@ -257,7 +265,7 @@ impl Auth {
     }
 
     fn read_users(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, User>> {
-        self.users.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.users.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Changes the users under the lock and saves them; nothing changes if saving fails.
@@ -265,7 +273,7 @@ impl Auth {
         &self,
         f: impl FnOnce(&mut BTreeMap<String, User>) -> Result<(), AuthError>,
     ) -> Result<(), AuthError> {
-        let mut users = self.users.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut users = self.users.write().unwrap_or_else(PoisonError::into_inner);
         let mut next = users.clone();
         f(&mut next)?;
         let bytes = serde_json::to_vec(&next).map_err(storage)?;
@@ -304,15 +312,30 @@ impl Auth {
         if let Some(key) = token.strip_prefix(KEY_PREFIX) {
             return self.verify_key(key);
         }
-        let mut validation = Validation::default();
-        validation.leeway = 0;
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation).map_err(|e| match e.kind() {
-            jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
-            _ => AuthError::BadToken,
-        })?;
+        let known = self.verified.lock().unwrap_or_else(PoisonError::into_inner).get(token).cloned();
+        let sub = match known {
+            // As jsonwebtoken checks it, with no leeway.
+            Some((_, exp)) if exp < now_secs() => return Err(AuthError::Expired),
+            Some((sub, _)) => sub,
+            None => {
+                let mut validation = Validation::default();
+                validation.leeway = 0;
+                let data =
+                    jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation).map_err(|e| match e.kind() {
+                        jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
+                        _ => AuthError::BadToken,
+                    })?;
+                let mut verified = self.verified.lock().unwrap_or_else(PoisonError::into_inner);
+                if verified.len() >= VERIFIED_TOKENS {
+                    verified.clear();
+                }
+                verified.insert(token.to_string(), (data.claims.sub.clone(), data.claims.exp));
+                data.claims.sub
+            }
+        };
         // A deleted user's tokens stop working at once; changed roles and permissions take
         // effect at once too.
-        self.principal(&data.claims.sub)
+        self.principal(&sub)
     }
 
     fn principal(&self, name: &str) -> Result<Principal, AuthError> {
@@ -324,7 +347,7 @@ impl Auth {
     fn verify_key(&self, key: &str) -> Result<Principal, AuthError> {
         let (id, secret) = key.split_once('_').ok_or(AuthError::BadToken)?;
         let owner = {
-            let keys = self.keys.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let keys = self.keys.read().unwrap_or_else(PoisonError::into_inner);
             let stored = keys.get(id).ok_or(AuthError::BadToken)?;
             // Comparing hashes: how long the comparison takes says nothing useful about the
             // secret.
@@ -341,7 +364,7 @@ impl Auth {
         &self,
         f: impl FnOnce(&mut BTreeMap<String, StoredKey>) -> Result<(), AuthError>,
     ) -> Result<(), AuthError> {
-        let mut keys = self.keys.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut keys = self.keys.write().unwrap_or_else(PoisonError::into_inner);
         let mut next = keys.clone();
         f(&mut next)?;
         let bytes = serde_json::to_vec(&next).map_err(storage)?;
@@ -376,7 +399,7 @@ impl Auth {
 
     /// The API keys of `owner`, or everyone's with `None`.
     pub fn keys(&self, owner: Option<&str>) -> Vec<ApiKeyInfo> {
-        let keys = self.keys.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let keys = self.keys.read().unwrap_or_else(PoisonError::into_inner);
         keys.iter()
             .filter(|(_, k)| owner.is_none_or(|o| k.owner == o))
             .map(|(id, k)| ApiKeyInfo {
@@ -541,5 +564,26 @@ mod tests {
         // The secret persisted: the old token still verifies.
         assert!(again.verify(&token).is_ok());
         assert!(again.login("admin", &password).is_ok());
+    }
+
+    #[test]
+    fn a_remembered_token_still_expires_and_still_dies_with_its_user() {
+        let dir = tempfile::tempdir().unwrap();
+        let (auth, _) = Auth::open(dir.path(), "admin", Some("admin-password"), 60).unwrap();
+        assert!(auth.create_user("ann", "ann-password", Role::User, Permissions::default()).unwrap());
+        let (token, _) = auth.login("ann", "ann-password").unwrap();
+        assert_eq!(auth.verify(&token).unwrap().name, "ann");
+        // Verified once, the token is remembered; its expiry is still checked.
+        auth.verified.lock().unwrap().get_mut(&token).unwrap().1 = now_secs() - 1;
+        assert_eq!(auth.verify(&token).unwrap_err(), AuthError::Expired);
+        assert!(auth.create_user("bob", "bob-password", Role::User, Permissions::default()).unwrap());
+        let (token, _) = auth.login("bob", "bob-password").unwrap();
+        assert!(auth.verify(&token).is_ok());
+        assert!(auth.delete_user("bob").unwrap());
+        assert_eq!(auth.verify(&token).unwrap_err(), AuthError::BadToken);
+        // Forged tokens are never remembered.
+        let forged = format!("{}x", token);
+        assert_eq!(auth.verify(&forged).unwrap_err(), AuthError::BadToken);
+        assert!(!auth.verified.lock().unwrap().contains_key(&forged));
     }
 }

@@ -134,7 +134,7 @@ fn queue(name: &str) -> pb::DestinationRef {
 }
 
 fn message(body: &str) -> pb::Message {
-    pb::Message { body: body.as_bytes().to_vec(), ..Default::default() }
+    pb::Message { body: body.as_bytes().to_vec().into(), ..Default::default() }
 }
 
 fn publish(destination: &str, messages: Vec<pb::Message>) -> pb::PublishRequest {

@@ -433,6 +433,13 @@ impl State {
         self.destinations.iter().map(|(n, d)| (n.clone(), d.kind)).collect()
     }
 
+    /// A destination's kind and owner: what an access check needs, without the statistics
+    /// that [`describe`](Self::describe) gathers from every subscription.
+    pub fn owner(&self, name: &str) -> Result<(Kind, String)> {
+        let d = self.destinations.get(name).ok_or_else(|| not_found(None, name))?;
+        Ok((d.kind, d.owner.clone()))
+    }
+
     /// A destination's description and statistics as of `now`.
     pub fn describe(&self, name: &str, now: u64) -> Result<DestinationInfo> {
         let d = self.destinations.get(name).ok_or_else(|| not_found(None, name))?;

@@ -28,6 +28,13 @@ struct Lease {
     expires_at: u64,
 }
 
+/// How one receive takes its messages.
+struct Take {
+    now: u64,
+    auto_ack: bool,
+    visibility_ms: u64,
+}
+
 /// Ready-set key: priority inverted so that ascending order gives the highest first.
 fn ready_key(msg: &Stored, offset: u64) -> (u8, u64) {
     (u8::MAX - msg.priority, offset)
@@ -169,32 +176,9 @@ impl Subscription {
         }
     }
 
-    /// The next message to deliver, taken out of the ready set or from the cursor.
-    fn next_candidate(&mut self, now: u64, stream: &Stream, consumer: Option<&str>) -> Option<u64> {
-        loop {
-            if let Some((_, offset)) = self.ready.pop_first() {
-                match stream.msgs.get(&offset) {
-                    Some(_) => return Some(offset),
-                    None => continue,
-                }
-            }
-            if self.eager {
-                return None;
-            }
-            let (&offset, msg) = stream.msgs.range(self.cursor..).next()?;
-            self.cursor = offset + 1;
-            if !self.wants(msg, consumer) {
-                continue;
-            }
-            if msg.deliver_at > now {
-                self.make_available(offset, msg, msg.deliver_at, now);
-                continue;
-            }
-            return Some(offset);
-        }
-    }
-
-    /// Leases (or with `auto_ack`, settles) up to `max` messages.
+    /// Leases (or with `auto_ack`, settles) up to `max` messages: redeliveries first (the
+    /// ready set, by priority), then, for a topic subscription, new messages from the
+    /// cursor on, walked in one pass over the stream.
     pub(crate) fn receive(
         &mut self,
         now: u64,
@@ -202,39 +186,61 @@ impl Subscription {
         stream: &Stream,
         effects: &mut Vec<Effect>,
     ) -> Vec<Delivery> {
-        let (max, auto_ack, consumer) = (r.max, r.auto_ack, r.consumer.as_deref());
-        let visibility_ms = r.visibility_ms.unwrap_or(self.visibility_ms);
+        let (max, consumer) = (r.max as usize, r.consumer.as_deref());
+        let take = Take { now, auto_ack: r.auto_ack, visibility_ms: r.visibility_ms.unwrap_or(self.visibility_ms) };
         let mut out = Vec::new();
         let mut skipped = Vec::new();
-        while out.len() < max as usize {
-            let Some(offset) = self.next_candidate(now, stream, consumer) else { break };
+        while out.len() < max {
+            let Some((_, offset)) = self.ready.pop_first() else { break };
+            // A message that left the stream meanwhile (expired, trimmed) is simply gone.
             let Some(msg) = stream.msgs.get(&offset) else { continue };
             if self.eager && !self.wants(msg, consumer) {
                 // no_local on a queue: leave it for another consumer.
                 skipped.push(ready_key(msg, offset));
                 continue;
             }
-            let count = self.deliveries.entry(offset).or_insert(0);
-            *count += 1;
-            let count = *count;
-            self.delivered += 1;
-            if auto_ack {
-                self.deliveries.remove(&offset);
-                self.acked += 1;
-                effects.push(Effect::Settled(offset));
-                out.push(msg.delivery(offset, None, count));
-            } else {
-                let lease = self.next_lease;
-                self.next_lease += 1;
-                let expires_at = now.saturating_add(visibility_ms);
-                self.leases.insert(lease, Lease { offset, expires_at });
-                self.lease_expiries.insert((expires_at, lease));
-                self.leased.insert(offset, lease);
-                out.push(msg.delivery(offset, Some(lease), count));
-            }
+            out.push(self.take(offset, msg, &take, effects));
         }
         self.ready.extend(skipped);
+        if !self.eager {
+            for (&offset, msg) in stream.msgs.range(self.cursor..) {
+                if out.len() >= max {
+                    break;
+                }
+                self.cursor = offset + 1;
+                if !self.wants(msg, consumer) {
+                    continue;
+                }
+                if msg.deliver_at > now {
+                    self.make_available(offset, msg, msg.deliver_at, now);
+                    continue;
+                }
+                out.push(self.take(offset, msg, &take, effects));
+            }
+        }
         out
+    }
+
+    /// Delivers one message: leases it, or with auto-ack settles it at once.
+    fn take(&mut self, offset: u64, msg: &Stored, t: &Take, effects: &mut Vec<Effect>) -> Delivery {
+        self.delivered += 1;
+        if t.auto_ack {
+            // Settled now: its delivery count has no further use.
+            let count = self.deliveries.remove(&offset).unwrap_or(0) + 1;
+            self.acked += 1;
+            effects.push(Effect::Settled(offset));
+            return msg.delivery(offset, None, count);
+        }
+        let count = self.deliveries.entry(offset).or_insert(0);
+        *count += 1;
+        let count = *count;
+        let lease = self.next_lease;
+        self.next_lease += 1;
+        let expires_at = t.now.saturating_add(t.visibility_ms);
+        self.leases.insert(lease, Lease { offset, expires_at });
+        self.lease_expiries.insert((expires_at, lease));
+        self.leased.insert(offset, lease);
+        msg.delivery(offset, Some(lease), count)
     }
 
     /// Acks, nacks or extends one lease.

@@ -11,7 +11,7 @@ use super::messages::MessageOut;
 use super::spec::QueryParam;
 use super::{ApiError, AppState, Caller};
 use crate::auth::Action;
-use crate::ops::destinations::{access, kind_of, Need};
+use crate::ops::destinations::{check, kind_of, Need};
 use axum::extract::{Path, Query, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -71,7 +71,7 @@ async fn stream(
     sub: Option<String>,
     q: StreamQuery,
 ) -> Result<Response, ApiError> {
-    access(&state, &caller, &name, kind_of(sub.as_deref()), Need::Do(Action::Consume))?;
+    check(&state, &caller, &name, kind_of(sub.as_deref()), Need::Do(Action::Consume))?;
     let request = ReceiveRequest {
         max: q.batch,
         visibility_ms: q.visibility_ms,

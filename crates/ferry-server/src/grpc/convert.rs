@@ -129,7 +129,7 @@ pub(crate) fn messages(list: Vec<pb::Message>) -> Result<Vec<NewMessage>, ApiErr
             let priority = u8::try_from(m.priority)
                 .map_err(|_| ApiError::invalid(format!("messages[{i}].priority: 0 to 255, not {}", m.priority)))?;
             Ok(NewMessage {
-                body: m.body.into(),
+                body: m.body,
                 headers: m.headers.into_iter().collect(),
                 subject: m.subject,
                 key: m.key,
@@ -159,7 +159,7 @@ pub(crate) fn delivery(r: ReceivedMessage) -> pb::Delivery {
         published_at_ms: r.published_at,
         dead_letter_reason: r.dead_letter_reason,
         message: Some(pb::Message {
-            body: m.body.to_vec(),
+            body: m.body,
             headers: m.headers.into_iter().collect(),
             subject: m.subject,
             key: m.key,

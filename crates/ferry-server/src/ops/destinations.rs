@@ -55,7 +55,7 @@ pub(crate) enum Need {
 }
 
 /// The destination, if it exists as `kind` (404 otherwise) and the caller may do `need`
-/// to it (403 otherwise).
+/// to it (403 otherwise), with its settings and statistics.
 pub(crate) fn access(
     state: &AppState,
     caller: &Principal,
@@ -63,9 +63,31 @@ pub(crate) fn access(
     kind: impl Into<Option<Kind>>,
     need: Need,
 ) -> Result<DestinationInfo, ApiError> {
-    let d = info(state, name, kind)?;
-    if may(caller, &d, need) {
-        return Ok(d);
+    let kind = kind.into();
+    check(state, caller, name, kind, need)?;
+    info(state, name, kind)
+}
+
+/// As [`access`], without the description: from the destination's kind and owner alone,
+/// which cost nothing to look up, where statistics cost a walk of every subscription. This
+/// is the check of every publish, receive and settle.
+pub(crate) fn check(
+    state: &AppState,
+    caller: &Principal,
+    name: &str,
+    kind: impl Into<Option<Kind>>,
+    need: Need,
+) -> Result<(), ApiError> {
+    let kind = kind.into();
+    let (found, owner) = match state.broker.owner(name) {
+        Ok((k, owner)) if kind.is_none_or(|want| k == want) => (k, owner),
+        Ok(_) | Err(ferry_broker::Error::NotFound { .. }) => {
+            return Err(ferry_broker::Error::NotFound { kind, name: name.to_string() }.into())
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if may(caller, name, &owner, need) {
+        return Ok(());
     }
     let what = match need {
         Need::See => "see",
@@ -73,17 +95,18 @@ pub(crate) fn access(
         Need::Do(Action::Consume) => "consume from",
         Need::Do(Action::Manage) | Need::Own => "manage",
     };
-    Err(ApiError::forbidden(format!("{} may not {what} {} {name} (owned by {})", caller.name, d.kind, d.owner)))
+    Err(ApiError::forbidden(format!("{} may not {what} {found} {name} (owned by {owner})", caller.name)))
 }
 
-/// Whether the caller may do `need` to `d`. Admins and the owner may do everything.
-pub(crate) fn may(caller: &Principal, d: &DestinationInfo, need: Need) -> bool {
+/// Whether the caller may do `need` to the destination `name` owned by `owner`. Admins and
+/// the owner may do everything.
+pub(crate) fn may(caller: &Principal, name: &str, owner: &str, need: Need) -> bool {
     caller.role == Role::Admin
-        || caller.name == d.owner
+        || caller.name == owner
         || match need {
-            Need::See => [Action::Publish, Action::Consume, Action::Manage].into_iter().any(|a| caller.may(a, &d.name)),
-            Need::Do(action) => caller.may(action, &d.name),
-            Need::Own => caller.may(Action::Manage, &d.name),
+            Need::See => [Action::Publish, Action::Consume, Action::Manage].into_iter().any(|a| caller.may(a, name)),
+            Need::Do(action) => caller.may(action, name),
+            Need::Own => caller.may(Action::Manage, name),
         }
 }
 
@@ -96,7 +119,7 @@ pub(crate) fn visible(state: &AppState, caller: &Principal, kind: Option<Kind>) 
         .filter(|(_, k)| kind.is_none_or(|want| *k == want))
         // A destination deleted meanwhile is simply left out.
         .filter_map(|(name, _)| state.broker.describe(&name).ok())
-        .filter(|d| may(caller, d, Need::See))
+        .filter(|d| may(caller, &d.name, &d.owner, Need::See))
         .collect()
 }
 
@@ -161,7 +184,7 @@ pub(crate) async fn delete(
     name: &str,
     kind: impl Into<Option<Kind>>,
 ) -> Result<(), ApiError> {
-    access(state, caller, name, kind, Need::Own)?;
+    check(state, caller, name, kind, Need::Own)?;
     Ok(state.broker.delete(name).await?)
 }
 
@@ -172,7 +195,7 @@ pub(crate) async fn purge(
     name: &str,
     kind: impl Into<Option<Kind>>,
 ) -> Result<(), ApiError> {
-    access(state, caller, name, kind, Need::Own)?;
+    check(state, caller, name, kind, Need::Own)?;
     Ok(state.broker.purge(name).await?)
 }
 
@@ -185,7 +208,7 @@ pub(crate) fn peek(
     from: u64,
     max: usize,
 ) -> Result<Vec<ReceivedMessage>, ApiError> {
-    access(state, caller, name, kind, Need::Do(Action::Consume))?;
+    check(state, caller, name, kind, Need::Do(Action::Consume))?;
     if max == 0 || max > MAX_PEEK {
         return Err(ApiError::invalid(format!("max must be 1 to {MAX_PEEK}")));
     }
@@ -201,7 +224,7 @@ pub(crate) async fn publish(
     kind: impl Into<Option<Kind>>,
     messages: impl FnOnce() -> Result<Vec<NewMessage>, ApiError>,
 ) -> Result<Vec<Published>, ApiError> {
-    access(state, caller, name, kind, Need::Do(Action::Publish))?;
+    check(state, caller, name, kind, Need::Do(Action::Publish))?;
     let messages = messages()?;
     Ok(state.broker.publish(name, Some(&caller.name), messages).await?)
 }
@@ -223,7 +246,7 @@ pub(crate) async fn receive(
     sub: Option<&str>,
     r: Receive,
 ) -> Result<Vec<ReceivedMessage>, ApiError> {
-    access(state, caller, name, kind_of(sub), Need::Do(Action::Consume))?;
+    check(state, caller, name, kind_of(sub), Need::Do(Action::Consume))?;
     let max_wait = state.config.limits.max_wait_ms;
     if r.wait_ms > max_wait {
         return Err(ApiError::invalid(format!("wait_ms is at most {max_wait}")));
@@ -282,7 +305,7 @@ pub(crate) async fn settle(
     action: Settle,
     leases: &[u64],
 ) -> Result<Vec<Settled>, ApiError> {
-    access(state, caller, name, kind_of(sub), Need::Do(Action::Consume))?;
+    check(state, caller, name, kind_of(sub), Need::Do(Action::Consume))?;
     settle_leases(state, name, sub, action, leases).await
 }
 
@@ -339,7 +362,7 @@ pub(crate) async fn subscribe(
     name: &str,
     settings: SubscriptionSettings,
 ) -> Result<Stats, ApiError> {
-    access(state, caller, topic, Kind::Topic, Need::Do(Action::Consume))?;
+    check(state, caller, topic, Kind::Topic, Need::Do(Action::Consume))?;
     if name.starts_with(crate::mom::SUBSCRIPTION_PREFIX) {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -357,7 +380,7 @@ pub(crate) async fn subscribe(
 
 /// Deletes a subscription (the topic's owner, manage permission or admin).
 pub(crate) async fn unsubscribe(state: &AppState, caller: &Principal, topic: &str, name: &str) -> Result<(), ApiError> {
-    access(state, caller, topic, Kind::Topic, Need::Own)?;
+    check(state, caller, topic, Kind::Topic, Need::Own)?;
     Ok(state.broker.unsubscribe(topic, name).await?)
 }
 
@@ -369,6 +392,6 @@ pub(crate) async fn seek(
     name: &str,
     to: StartAt,
 ) -> Result<(), ApiError> {
-    access(state, caller, topic, Kind::Topic, Need::Do(Action::Consume))?;
+    check(state, caller, topic, Kind::Topic, Need::Do(Action::Consume))?;
     Ok(state.broker.seek(topic, name, to).await?)
 }

@@ -171,7 +171,7 @@ impl super::Consumer for GrpcConsumer {
                 auto_ack: true,
             };
             for d in self.client.receive_with(request).await? {
-                out.push(Bytes::from(d.message.map(|m| m.body).unwrap_or_default()));
+                out.push(d.message.map(|m| m.body).unwrap_or_default());
             }
             return Ok(());
         };
