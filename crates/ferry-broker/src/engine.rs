@@ -131,6 +131,11 @@ struct Inner {
     /// Wakes the deadline task after every apply: a lease or delay may have moved the
     /// earliest deadline.
     deadlines_changed: Arc<Notify>,
+    /// Held (shared) from the moment a reader learns where its messages are in the log
+    /// until it has read them. A snapshot relocates old messages and then deletes their
+    /// segments; before deleting, it takes this exclusively, so that no reader is left
+    /// holding a location from before the relocation.
+    reading: tokio::sync::RwLock<()>,
 }
 
 impl Drop for Inner {
@@ -208,6 +213,7 @@ impl Broker {
             snapshot_lock: tokio::sync::Mutex::new(false),
             sync_pending: AtomicBool::new(false),
             deadlines_changed: Arc::new(Notify::new()),
+            reading: tokio::sync::RwLock::new(()),
         };
         let inner = Arc::new(inner);
         // Snapshots run on their own task, so no caller waits for one. It holds the broker
@@ -488,6 +494,7 @@ impl Broker {
                 };
                 // Leases are soft state: a lost one only redelivers. Auto-acks remove
                 // messages for good, so they are as durable as the destination's publishes.
+                let _reading = self.inner.reading.read().await;
                 match self.run_as(cmd, request.auto_ack.then_some(durability)).await? {
                     Outcome::Received(d) if !d.is_empty() => return self.load(d),
                     _ => {}
@@ -659,7 +666,8 @@ impl Broker {
     /// # Errors
     ///
     /// [`Error::NotFound`], [`Error::Storage`].
-    pub fn peek(&self, name: &str, from_offset: u64, max: usize) -> Result<Vec<ReceivedMessage>> {
+    pub async fn peek(&self, name: &str, from_offset: u64, max: usize) -> Result<Vec<ReceivedMessage>> {
+        let _reading = self.inner.reading.read().await;
         let deliveries = self.state(|s| s.peek(name, from_offset, max))?;
         self.load(deliveries)
     }
@@ -700,6 +708,9 @@ impl Broker {
         tokio::task::spawn_blocking(move || ferry_log::snapshot::write(&path, &bytes))
             .await
             .map_err(|e| Error::Storage(format!("snapshot task: {e}")))??;
+        // Waits out the readers that may hold locations from before `copy_forward`; later
+        // ones see the relocated messages.
+        drop(self.inner.reading.write().await);
         let needed = self.state(State::min_log_index).unwrap_or(u64::MAX);
         let keep_from = needed.min(applied + 1);
         let removed = self.inner.log.remove_segments_before(keep_from).await?;

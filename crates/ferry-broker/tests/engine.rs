@@ -74,7 +74,7 @@ async fn reopening_without_a_clean_close_replays_the_log() {
     };
     let broker = Broker::open_with(dir.path(), small()).await.unwrap();
     assert_eq!(broker.state_snapshot(), before);
-    let got = broker.peek("jobs", 0, 100).unwrap();
+    let got = broker.peek("jobs", 0, 100).await.unwrap();
     assert_eq!(got.len(), 40);
     assert_eq!(got[7].message, body(7));
 }
@@ -103,7 +103,7 @@ async fn a_clone_that_outlives_close_cannot_overwrite_a_newer_snapshot() {
 
     let reopened = Broker::open_with(dir.path(), small()).await.unwrap();
     assert_eq!(reopened.state_snapshot(), after);
-    assert_eq!(reopened.peek("jobs", 0, 10).unwrap().len(), 5);
+    assert_eq!(reopened.peek("jobs", 0, 10).await.unwrap().len(), 5);
 }
 
 #[tokio::test]
@@ -162,7 +162,7 @@ async fn settled_segments_are_deleted_and_old_unacked_messages_copied_forward() 
     let files_after = segment_files(dir.path());
     assert!(files_after < files_before, "segments {files_before} → {files_after}");
     // The long-unacked message is still there, whole, and its lease still works.
-    let left = broker.peek("q", 0, 10).unwrap();
+    let left = broker.peek("q", 0, 10).await.unwrap();
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].message, body(0));
     assert_eq!(broker.ack("q", None, &[pinned[0].lease.unwrap()]).await.unwrap(), vec![Ok(())]);
@@ -224,5 +224,56 @@ async fn callers_that_give_up_midway_do_not_hold_up_later_commands() {
     later.unwrap().unwrap();
     // Every abandoned publish that reached the log was applied too.
     let depth = broker.describe("q").unwrap().stats.depth;
-    assert_eq!(depth, broker.peek("q", 0, 1000).unwrap().len() as u64);
+    assert_eq!(depth, broker.peek("q", 0, 1000).await.unwrap().len() as u64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_racing_a_snapshot_find_the_messages_it_moved() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::open_with(dir.path(), small()).await.unwrap();
+    broker.create_queue("q", "ann", Settings::default()).await.unwrap();
+    broker.create_queue("old", "ann", Settings { max_deliveries: 0, ..Settings::default() }).await.unwrap();
+    // Messages that stay while the traffic below fills segments: every snapshot copies
+    // them forward and deletes the segments they were in, while readers look at them.
+    broker.publish("old", None, (0..5).map(body).collect()).await.unwrap();
+    let traffic = {
+        let broker = broker.clone();
+        tokio::spawn(async move {
+            for _ in 0..600 {
+                let batch: Vec<NewMessage> = (0..10).map(|_| NewMessage::new(vec![b'x'; 300])).collect();
+                broker.publish("q", None, batch).await.unwrap();
+                let got =
+                    broker.receive("q", None, ReceiveRequest { max: 10, ..Default::default() }, WAIT).await.unwrap();
+                let leases: Vec<u64> = got.iter().filter_map(|m| m.lease).collect();
+                broker.ack("q", None, &leases).await.unwrap();
+            }
+        })
+    };
+    let peeker = {
+        let broker = broker.clone();
+        tokio::spawn(async move {
+            let mut peeks = 0;
+            while peeks < 100_000 {
+                // Leased messages are not in a peek: some or all of the five, whole.
+                for m in broker.peek("old", 0, 10).await.unwrap() {
+                    assert!((0..5).map(body).any(|b| b == m.message), "{:?}", m.message);
+                }
+                peeks += 1;
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    let mut receives = 0;
+    while !traffic.is_finished() {
+        let request = ReceiveRequest { max: 5, ..Default::default() };
+        let got = broker.receive("old", None, request, WAIT).await.unwrap();
+        assert_eq!(got.len(), 5);
+        let leases: Vec<u64> = got.iter().filter_map(|m| m.lease).collect();
+        broker.nack("old", None, &leases, Duration::ZERO).await.unwrap();
+        receives += 1;
+    }
+    traffic.await.unwrap();
+    peeker.abort();
+    assert!(receives > 0);
+    assert!(segment_files(dir.path()) < 10, "the old messages' segments were reclaimed");
 }

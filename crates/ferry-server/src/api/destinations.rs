@@ -240,7 +240,7 @@ async fn peek(
     Query(q): Query<PeekQuery>,
     kind: Kind,
 ) -> Result<Json<Messages>, ApiError> {
-    let messages = ops::peek(&state, &caller, &name, kind, q.from, q.max)?.into_iter().map(Into::into).collect();
+    let messages = ops::peek(&state, &caller, &name, kind, q.from, q.max).await?.into_iter().map(Into::into).collect();
     Ok(Json(Messages { messages }))
 }
 

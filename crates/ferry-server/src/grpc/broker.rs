@@ -93,7 +93,7 @@ impl pb::broker_server::Broker for BrokerService {
         let r = request.get_ref();
         // 0 means the default, as REST's absent `max`.
         let max = if r.max == 0 { 10 } else { r.max as usize };
-        let got = ops::peek(&self.state, &caller, &r.name, convert::kind(r.kind)?, r.from_offset, max)?;
+        let got = ops::peek(&self.state, &caller, &r.name, convert::kind(r.kind)?, r.from_offset, max).await?;
         Ok(Response::new(convert::deliveries(got)))
     }
 

@@ -200,7 +200,7 @@ pub(crate) async fn purge(
 }
 
 /// Up to `max` (1 to [`MAX_PEEK`]) stored messages from `from` on, without consuming them.
-pub(crate) fn peek(
+pub(crate) async fn peek(
     state: &AppState,
     caller: &Principal,
     name: &str,
@@ -212,7 +212,7 @@ pub(crate) fn peek(
     if max == 0 || max > MAX_PEEK {
         return Err(ApiError::invalid(format!("max must be 1 to {MAX_PEEK}")));
     }
-    Ok(state.broker.peek(name, from, max)?)
+    Ok(state.broker.peek(name, from, max).await?)
 }
 
 /// Publishes as the caller. `messages` decodes the request's messages; it runs after the
