@@ -27,6 +27,8 @@ const WAIT: Duration = Duration::from_secs(10);
 struct Running {
     dir: tempfile::TempDir,
     url: String,
+    /// The REST side's base URL.
+    http: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<Result<(), ServerError>>>,
 }
@@ -60,11 +62,12 @@ async fn serve_with(change: impl FnOnce(&mut Config)) -> Running {
     change(&mut c);
     let server = Server::start(c).await.unwrap();
     let url = server.grpc_url().expect("gRPC is enabled");
+    let http = server.url();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(server.run(async move {
         let _ = stopped.await;
     }));
-    Running { dir, url, stop: Some(stop), task: Some(task) }
+    Running { dir, url, http, stop: Some(stop), task: Some(task) }
 }
 
 async fn serve() -> Running {
@@ -641,4 +644,31 @@ async fn a_taken_grpc_port_fails_startup_and_grpc_can_stay_off() {
     c.grpc.enabled = false;
     let server = Server::start(c).await.unwrap();
     assert_eq!((server.grpc_addr(), server.grpc_url()), (None, None));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_are_counted_in_the_metrics_by_method_and_code() {
+    let s = serve().await;
+    let admin = s.admin().await;
+    let mut b = s.broker(Some(&admin)).await;
+    create_queue(&mut b, "jobs").await;
+    for body in ["a", "b"] {
+        b.publish(publish("jobs", vec![message(body)])).await.unwrap();
+    }
+    let e = b.publish(publish("nowhere", vec![message("c")])).await.unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+    let e = s.broker(None).await.publish(publish("jobs", vec![message("d")])).await.unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated);
+    let url = format!("{}/metrics", s.http);
+    let text = tokio::task::spawn_blocking(move || ureq::get(&url).call().unwrap().into_string().unwrap());
+    let text = tokio::time::timeout(WAIT, text).await.unwrap().unwrap();
+    for expected in [
+        r#"ferry_grpc_calls_total{method="/ferry.v1.Auth/Login",code="OK"} 1"#,
+        r#"ferry_grpc_calls_total{method="/ferry.v1.Broker/Publish",code="OK"} 2"#,
+        r#"ferry_grpc_calls_total{method="/ferry.v1.Broker/Publish",code="NOT_FOUND"} 1"#,
+        r#"ferry_grpc_calls_total{method="/ferry.v1.Broker/Publish",code="UNAUTHENTICATED"} 1"#,
+        r#"ferry_grpc_call_seconds_count{method="/ferry.v1.Broker/CreateDestination",code="OK"} 1"#,
+    ] {
+        assert!(text.contains(expected), "missing {expected} in:\n{text}");
+    }
 }

@@ -1,7 +1,8 @@
 //! `/metrics` in the Prometheus text format: the broker's destinations (depth, bytes,
 //! in-flight, and the published, delivered, acked, dead-lettered and expired totals, per
-//! destination and per subscription), and the HTTP API's requests by route and status with
-//! their latency, and the log's fdatasync latency. It answers without a token unless
+//! destination and per subscription), the HTTP API's requests by route and status and the
+//! gRPC API's calls by method and code, with their latency, and the log's fdatasync
+//! latency. It answers without a token unless
 //! `metrics.public` is off, and then only to admins.
 
 use super::{bearer_token, ApiError, AppState};
@@ -29,6 +30,12 @@ struct RouteLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallLabels {
+    method: String,
+    code: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DestLabels {
     destination: String,
     kind: String,
@@ -40,17 +47,25 @@ struct SubLabels {
     subscription: String,
 }
 
-/// The HTTP API's own counters, updated by a middleware on every request.
+/// The APIs' own counters, updated by a middleware on every HTTP request and gRPC call.
 pub(crate) struct HttpMetrics {
     requests: Family<RouteLabels, Counter>,
     latency: Family<RouteLabels, Histogram>,
+    calls: Family<CallLabels, Counter>,
+    call_latency: Family<CallLabels, Histogram>,
+}
+
+fn latency_buckets() -> Histogram {
+    Histogram::new(exponential_buckets(0.0001, 4.0, 10))
 }
 
 impl Default for HttpMetrics {
     fn default() -> Self {
         HttpMetrics {
             requests: Family::default(),
-            latency: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.0001, 4.0, 10))),
+            latency: Family::new_with_constructor(latency_buckets),
+            calls: Family::default(),
+            call_latency: Family::new_with_constructor(latency_buckets),
         }
     }
 }
@@ -67,6 +82,51 @@ pub(super) async fn track(State(state): State<AppState>, req: Request, next: Nex
     state.http_metrics.requests.get_or_create(&labels).inc();
     state.http_metrics.latency.get_or_create(&labels).observe(start.elapsed().as_secs_f64());
     resp
+}
+
+/// Counts a gRPC call by method and status code, and times it to its response headers.
+///
+/// The code is the one in the response headers: a call that fails before answering carries
+/// its status there (tonic's trailers-only response); one that answers is counted as `OK`,
+/// even a stream that later ends with an error. Methods that no service has
+/// (`UNIMPLEMENTED`) count as `unmatched`, so that clients cannot multiply the series.
+pub(crate) async fn track_grpc(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_string();
+    let start = Instant::now();
+    let resp = next.run(req).await;
+    let code = match resp.headers().get("grpc-status").map(|v| v.as_bytes()) {
+        None | Some(b"0") => tonic::Code::Ok,
+        Some(v) => tonic::Code::from_bytes(v),
+    };
+    let method = if code == tonic::Code::Unimplemented { "unmatched".to_string() } else { path };
+    let labels = CallLabels { method, code: code_name(code) };
+    state.http_metrics.calls.get_or_create(&labels).inc();
+    state.http_metrics.call_latency.get_or_create(&labels).observe(start.elapsed().as_secs_f64());
+    resp
+}
+
+/// The names the gRPC specification gives the codes.
+fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code::*;
+    match code {
+        Ok => "OK",
+        Cancelled => "CANCELLED",
+        Unknown => "UNKNOWN",
+        InvalidArgument => "INVALID_ARGUMENT",
+        DeadlineExceeded => "DEADLINE_EXCEEDED",
+        NotFound => "NOT_FOUND",
+        AlreadyExists => "ALREADY_EXISTS",
+        PermissionDenied => "PERMISSION_DENIED",
+        ResourceExhausted => "RESOURCE_EXHAUSTED",
+        FailedPrecondition => "FAILED_PRECONDITION",
+        Aborted => "ABORTED",
+        OutOfRange => "OUT_OF_RANGE",
+        Unimplemented => "UNIMPLEMENTED",
+        Internal => "INTERNAL",
+        Unavailable => "UNAVAILABLE",
+        DataLoss => "DATA_LOSS",
+        Unauthenticated => "UNAUTHENTICATED",
+    }
 }
 
 /// The log's fdatasync histogram, as the log keeps it (it has no Prometheus dependency).
@@ -147,6 +207,12 @@ pub(super) async fn metrics(State(state): State<AppState>, headers: HeaderMap) -
     registry.register("subscription_in_flight", "Messages a subscription has leased", sub_in_flight);
     registry.register("http_requests", "HTTP requests by route and status", state.http_metrics.requests.clone());
     registry.register("http_request_seconds", "HTTP request latency", state.http_metrics.latency.clone());
+    registry.register("grpc_calls", "gRPC calls by method and status code", state.http_metrics.calls.clone());
+    registry.register(
+        "grpc_call_seconds",
+        "gRPC call latency, to the response headers",
+        state.http_metrics.call_latency.clone(),
+    );
     registry.register(
         "log_fsync_seconds",
         "fdatasync latency of the broker's log",

@@ -5,7 +5,7 @@ mod apikeys;
 mod destinations;
 mod error;
 mod messages;
-mod metrics;
+pub(crate) mod metrics;
 mod ratelimit;
 mod spec;
 mod stream;

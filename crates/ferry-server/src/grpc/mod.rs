@@ -81,6 +81,8 @@ impl Grpc {
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha);
+        let track = axum::middleware::from_fn_with_state(state.clone(), crate::api::metrics::track_grpc);
+        let routes = Routes::from(routes.into_axum_router().layer(track));
         Ok(Grpc { routes, health })
     }
 
