@@ -224,6 +224,18 @@ fn a_queue_from_login_to_logout() {
     let described = me.json(&["queue", "describe", "jobs"]);
     assert_eq!(described["settings"]["visibility_timeout_ms"], 30_000);
     assert_eq!(described["settings"]["max_deliveries"], 4);
+    // Updating changes what is given and keeps the rest; nothing to change is a usage error.
+    let updated = me.ok(&["queue", "update", "jobs", "--max-deliveries", "6", "--durability", "interval:50"]);
+    assert_eq!(updated.trim(), "updated queue jobs: durability, max_deliveries");
+    let described = me.json(&["queue", "describe", "jobs"]);
+    assert_eq!(described["settings"]["max_deliveries"], 6);
+    assert_eq!(described["settings"]["visibility_timeout_ms"], 30_000);
+    assert_eq!(described["settings"]["durability"], serde_json::json!({"interval": 50}), "{described}");
+    let out = me.run(&["queue", "update", "jobs"]);
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert!(out.stderr.contains("nothing to change"), "{out:?}");
+    let out = me.run(&["queue", "update", "jobs", "--dead-letter-queue", ""]);
+    assert_eq!(out.code, Some(4), "{out:?}");
 
     // Messages from an argument, from standard input (bytes unchanged), and a binary one.
     assert!(me.ok(&["queue", "send", "jobs", "first"]).starts_with("sent 1 message to queue jobs"));
@@ -341,6 +353,11 @@ fn topics_and_subscriptions() {
     me.login("admin", PASSWORD);
     me.ok(&["topic", "create", "orders", "--max-age", "1h"]);
     assert_eq!(me.json(&["topic", "describe", "orders"])["settings"]["max_age_ms"], 3_600_000);
+    let updated = me.json(&["topic", "update", "orders", "--max-age", "2h", "--max-messages", "1000"]);
+    assert_eq!(
+        (&updated["settings"]["max_age_ms"], &updated["settings"]["max_messages"]),
+        (&serde_json::json!(7_200_000), &serde_json::json!(1000))
+    );
     me.ok(&["sub", "create", "orders", "billing", "--filter", "orders.*.paid"]);
     me.ok(&["sub", "create", "orders", "audit"]);
 

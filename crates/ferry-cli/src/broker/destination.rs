@@ -1,6 +1,6 @@
 //! What queues and topics share, since the API gives both the same routes under
-//! `/v1/queues` and `/v1/topics`: create (with settings), list, describe, delete, purge and
-//! peek. `queue.rs` and `topic.rs` only name the commands.
+//! `/v1/queues` and `/v1/topics`: create (with settings), list, describe, update, delete,
+//! purge and peek. `queue.rs` and `topic.rs` only name the commands.
 
 use super::http::{decode, path, Failure};
 use super::message;
@@ -136,6 +136,31 @@ pub(crate) fn create(
     }
     let d: DestinationInfo = decode(answer)?;
     print(&format!("created {kind} {} (owner {})\n", d.name, d.owner))
+}
+
+/// Changes the settings given and leaves the others as they are.
+pub(crate) fn update(
+    ctx: &Ctx,
+    kind: Kind,
+    name: &str,
+    settings: SettingsArgs,
+    retention: Option<RetentionArgs>,
+) -> Result<(), Failure> {
+    let mut map = Map::new();
+    settings.into_json(&mut map)?;
+    if let Some(r) = retention {
+        r.into_json(&mut map);
+    }
+    if map.is_empty() {
+        return Err(Failure::Usage("nothing to change: give at least one setting, e.g. --max-deliveries 5".into()));
+    }
+    let changed: Vec<String> = map.keys().cloned().collect();
+    let answer = ctx.client.patch(&path(&[collection(kind), name]), &Value::Object(map))?;
+    if ctx.json {
+        return print_json(&answer);
+    }
+    let d: DestinationInfo = decode(answer)?;
+    print(&format!("updated {kind} {}: {}\n", d.name, changed.join(", ")))
 }
 
 pub(crate) fn list(ctx: &Ctx, kind: Kind) -> Result<(), Failure> {

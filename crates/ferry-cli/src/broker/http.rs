@@ -193,6 +193,10 @@ impl Client {
         self.call("PUT", path, Some(body), Duration::ZERO)
     }
 
+    pub(crate) fn patch(&self, path: &str, body: &Value) -> Result<Value, Failure> {
+        self.call("PATCH", path, Some(body), Duration::ZERO)
+    }
+
     pub(crate) fn delete(&self, path: &str) -> Result<Value, Failure> {
         self.call("DELETE", path, None, Duration::ZERO)
     }

@@ -33,6 +33,13 @@ enum QueueCommand {
         /// The queue
         name: String,
     },
+    /// Change some settings of a queue, keeping the others (its owner or an admin)
+    Update {
+        /// The queue
+        name: String,
+        #[command(flatten)]
+        settings: SettingsArgs,
+    },
     /// Delete a queue and its messages (its owner or an admin)
     Delete {
         /// The queue
@@ -87,6 +94,7 @@ pub(crate) fn run(args: QueueArgs) -> Result<(), Failure> {
         QueueCommand::Create { name, settings } => dest::create(ctx, Kind::Queue, &name, settings, None),
         QueueCommand::List => dest::list(ctx, Kind::Queue),
         QueueCommand::Describe { name } => dest::describe(ctx, Kind::Queue, &name),
+        QueueCommand::Update { name, settings } => dest::update(ctx, Kind::Queue, &name, settings, None),
         QueueCommand::Delete { name } => dest::delete(ctx, Kind::Queue, &name),
         QueueCommand::Purge { name } => dest::purge(ctx, Kind::Queue, &name),
         QueueCommand::Peek { name, args } => dest::peek(ctx, Kind::Queue, &name, &args),

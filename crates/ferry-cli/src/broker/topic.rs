@@ -34,6 +34,15 @@ enum TopicCommand {
         /// The topic
         name: String,
     },
+    /// Change some settings of a topic, keeping the others (its owner or an admin)
+    Update {
+        /// The topic
+        name: String,
+        #[command(flatten)]
+        settings: SettingsArgs,
+        #[command(flatten)]
+        retention: RetentionArgs,
+    },
     /// Delete a topic, its messages and subscriptions (its owner or an admin)
     Delete {
         /// The topic
@@ -70,6 +79,9 @@ pub(crate) fn run(args: TopicArgs) -> Result<(), Failure> {
         }
         TopicCommand::List => dest::list(ctx, Kind::Topic),
         TopicCommand::Describe { name } => dest::describe(ctx, Kind::Topic, &name),
+        TopicCommand::Update { name, settings, retention } => {
+            dest::update(ctx, Kind::Topic, &name, settings, Some(retention))
+        }
         TopicCommand::Delete { name } => dest::delete(ctx, Kind::Topic, &name),
         TopicCommand::Purge { name } => dest::purge(ctx, Kind::Topic, &name),
         TopicCommand::Peek { name, args } => dest::peek(ctx, Kind::Topic, &name, &args),
