@@ -45,6 +45,8 @@ enum Command {
     Sub(broker::SubArgs),
     /// Users and permissions on a `ferry serve` (admins).
     User(broker::UserArgs),
+    /// API keys on a `ferry serve`: long-lived tokens for programs.
+    Apikey(broker::ApiKeyArgs),
 }
 
 fn main() -> ExitCode {
@@ -65,6 +67,7 @@ fn main() -> ExitCode {
         Command::Topic(args) => return broker::run(broker::Broker::Topic(args)),
         Command::Sub(args) => return broker::run(broker::Broker::Sub(args)),
         Command::User(args) => return broker::run(broker::Broker::User(args)),
+        Command::Apikey(args) => return broker::run(broker::Broker::ApiKey(args)),
     };
     match result {
         Ok(code) => code,

@@ -501,3 +501,40 @@ fn https_servers_with_their_own_ca() {
     let got = me.json(&["queue", "recv", "secure", "--ca-file", &ca]);
     assert_eq!(bodies(&got), ["over TLS"]);
 }
+
+#[test]
+fn api_keys_act_as_their_maker_until_deleted() {
+    let server = serve();
+    let admin = User::new(&server.url);
+    admin.login("admin", PASSWORD);
+    admin.ok(&["queue", "create", "jobs"]);
+    admin.ok(&["user", "create", "bob", "--password", "bob-password-1", "--publish", "jobs"]);
+    let bob = User::new(&server.url);
+    bob.login("bob", "bob-password-1");
+    let created = bob.ok(&["apikey", "create", "--label", "nightly import"]);
+    let key = created.lines().next().unwrap_or_default().to_string();
+    assert!(key.starts_with("fk_"), "the key comes first, alone on its line: {created}");
+    assert!(created.contains("for bob: this is the only time it is shown"), "{created}");
+
+    // A program with only the key publishes as bob, and may not do what bob may not.
+    let program = User::new(&server.url);
+    program.ok(&["queue", "send", "jobs", "from the key", "--token", &key]);
+    assert_eq!(admin.stats("jobs")["depth"], 1);
+    let out = program.run(&["queue", "delete", "jobs", "--token", &key]);
+    assert_eq!(out.code, Some(4), "{out:?}");
+
+    let mine = bob.json(&["apikey", "list"]);
+    let keys = mine["apikeys"].as_array().cloned().unwrap_or_default();
+    assert_eq!(keys.len(), 1, "{mine}");
+    assert_eq!((&keys[0]["owner"], &keys[0]["label"]), (&Value::from("bob"), &Value::from("nightly import")));
+    let id = keys[0]["id"].as_str().expect("an id").to_string();
+    assert!(!mine.to_string().contains(&key), "list never shows the secret: {mine}");
+    let table = admin.ok(&["apikey", "list"]);
+    assert!(rows(&table).iter().any(|r| r.first() == Some(&id.as_str()) && r.get(1) == Some(&"bob")), "{table}");
+
+    assert_eq!(bob.ok(&["apikey", "delete", &id]).trim(), format!("deleted API key {id}"));
+    let out = program.run(&["queue", "send", "jobs", "again", "--token", &key]);
+    assert_eq!(out.code, Some(4), "{out:?}");
+    assert!(out.stderr.contains("HTTP 401"), "{out:?}");
+    assert_eq!(bob.ok(&["apikey", "list"]).trim(), "no API keys");
+}

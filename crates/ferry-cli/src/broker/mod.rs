@@ -1,11 +1,12 @@
-//! The broker commands, `ferry login`, `logout`, `queue`, `topic`, `sub` and `user`: a
-//! client of a running `ferry serve` over its REST `/v1` API, one REST route per action.
-//! Every command takes `--server`, `--token` and `--json`; tables are for people, and
+//! The broker commands, `ferry login`, `logout`, `queue`, `topic`, `sub`, `user` and
+//! `apikey`: a client of a running `ferry serve` over its REST `/v1` API, one REST route
+//! per action. Every command takes `--server`, `--token` and `--json`; tables are for people, and
 //! `--json` prints the server's own JSON document for scripts.
 //!
 //! Exit status: 0 done, 1 a local problem (a file, the output), 2 a usage error, 3 the
 //! server could not be reached, 4 the server answered with an error.
 
+mod apikey;
 mod consume;
 mod credentials;
 mod destination;
@@ -19,6 +20,7 @@ mod tls;
 mod topic;
 mod user;
 
+pub(crate) use apikey::ApiKeyArgs;
 pub(crate) use login::{LoginArgs, LogoutArgs};
 pub(crate) use queue::QueueArgs;
 pub(crate) use sub::SubArgs;
@@ -71,6 +73,7 @@ pub(crate) enum Broker {
     Topic(TopicArgs),
     Sub(SubArgs),
     User(UserArgs),
+    ApiKey(ApiKeyArgs),
 }
 
 /// Runs a broker command; prints its failure, if any, and picks the exit status.
@@ -82,6 +85,7 @@ pub(crate) fn run(cmd: Broker) -> ExitCode {
         Broker::Topic(a) => topic::run(a),
         Broker::Sub(a) => sub::run(a),
         Broker::User(a) => user::run(a),
+        Broker::ApiKey(a) => apikey::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
