@@ -138,6 +138,32 @@ async fn credits_bound_the_messages_in_flight() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_auto_ack_consumer_reads_everything_with_a_small_window() {
+    let served = Served::start();
+    let client = served.admin().await;
+    client.create_queue("ticks", proto::Settings::default()).await.unwrap();
+    client.publish_batch("ticks", (0..100).map(|i| Message::new(i.to_string()))).await.unwrap();
+
+    let mut consumer = client.consumer("ticks").credit(4).auto_ack(true).start().await.unwrap();
+    let first = bounded("a delivery", consumer.next()).await.unwrap().unwrap();
+    assert!(first.delivery().lease.is_none());
+    assert!(matches!(first.ack().await, Err(Error::InvalidArgument(_))), "nothing to ack");
+    // Unread, the window stays spent: at most 4 were taken from the queue.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stats = client.describe("ticks").await.unwrap().stats.unwrap();
+    assert_eq!((stats.depth, stats.in_flight), (96, 0));
+    // Reading grants the credits again, so a window of 4 carries all 100, in order.
+    let mut seen = vec![String::from_utf8(first.body().to_vec()).unwrap()];
+    while seen.len() < 100 {
+        let m = bounded("a delivery", consumer.next()).await.unwrap().unwrap();
+        seen.push(String::from_utf8(m.body().to_vec()).unwrap());
+    }
+    assert_eq!(seen, (0..100).map(|i| i.to_string()).collect::<Vec<_>>());
+    let stats = client.describe("ticks").await.unwrap().stats.unwrap();
+    assert_eq!((stats.depth, stats.in_flight, stats.acked), (0, 0, 100));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acking_a_whole_window_at_once_does_not_stall_the_stream() {
     let served = Served::start();
     let client = served.admin().await;

@@ -28,6 +28,7 @@ pub struct ConsumerBuilder {
     subscription: Option<String>,
     credit: u32,
     visibility: Option<Duration>,
+    auto_ack: bool,
 }
 
 impl Client {
@@ -55,6 +56,7 @@ impl Client {
             subscription: None,
             credit: 64,
             visibility: None,
+            auto_ack: false,
         }
     }
 }
@@ -80,6 +82,29 @@ impl ConsumerBuilder {
         self
     }
 
+    /// At-most-once delivery: the server settles each message as it sends it, so nothing
+    /// is acked and nothing comes back (default: off, at least once). The credit is then
+    /// the number of messages sent ahead of the reader; the consumer grants more as they
+    /// are read. Messages in flight when the consumer stops or the connection breaks are
+    /// lost.
+    ///
+    /// ```no_run
+    /// use ferry_client::Client;
+    /// use futures::StreamExt;
+    ///
+    /// # async fn example(client: Client) -> ferry_client::Result<()> {
+    /// let mut ticks = client.consumer("prices").subscription("dashboard").auto_ack(true).start().await?;
+    /// while let Some(tick) = ticks.next().await {
+    ///     println!("{}", String::from_utf8_lossy(tick?.body()));
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn auto_ack(mut self, auto_ack: bool) -> ConsumerBuilder {
+        self.auto_ack = auto_ack;
+        self
+    }
+
     /// Opens the stream. The first error (no such destination, no permission) comes
     /// from here; later ones come from the stream.
     ///
@@ -100,6 +125,7 @@ impl ConsumerBuilder {
                 subscription: self.subscription,
                 visibility_ms: self.visibility.map(millis),
                 credit: self.credit,
+                auto_ack: self.auto_ack,
             },
             commands: command_rx,
             deliveries,
@@ -108,7 +134,8 @@ impl ConsumerBuilder {
         };
         let first = task.open().await?;
         tokio::spawn(task.run(first));
-        Ok(Consumer { rx, commands })
+        let refill = self.auto_ack.then(|| Refill { every: (self.credit / 2).max(1), generation: 0, read: 0 });
+        Ok(Consumer { rx, commands, refill })
     }
 }
 
@@ -118,13 +145,44 @@ impl ConsumerBuilder {
 pub struct Consumer {
     rx: mpsc::UnboundedReceiver<Result<Received>>,
     commands: mpsc::Sender<Command>,
+    /// With auto-ack: the credits used up by messages read, to grant again.
+    refill: Option<Refill>,
+}
+
+/// Credits to grant again, counted per stream; granted once half the window is read.
+#[derive(Debug)]
+struct Refill {
+    every: u32,
+    generation: u64,
+    read: u32,
+}
+
+impl Consumer {
+    /// Counts a message read; with auto-ack, grants its credit again (in batches).
+    fn read(&mut self, item: &Option<Result<Received>>) {
+        let (Some(refill), Some(Ok(received))) = (self.refill.as_mut(), item) else { return };
+        if received.generation != refill.generation {
+            // A new stream started with a whole window.
+            *refill = Refill { generation: received.generation, read: 0, ..*refill };
+        }
+        refill.read += 1;
+        if refill.read >= refill.every {
+            let grant = Command::Refill { credits: refill.read, generation: refill.generation };
+            // When the task is busy, the count carries over to the next message read.
+            if self.commands.try_send(grant).is_ok() {
+                refill.read = 0;
+            }
+        }
+    }
 }
 
 impl Consumer {
     /// The next message; `None` once the consumer has stopped for good (after an error
     /// that retrying cannot cure, which came as the item before).
     pub async fn recv(&mut self) -> Option<Result<Received>> {
-        self.rx.recv().await
+        let item = self.rx.recv().await;
+        self.read(&item);
+        item
     }
 
     /// Widens the window of unsettled deliveries by `n`.
@@ -141,7 +199,9 @@ impl Stream for Consumer {
     type Item = Result<Received>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.rx.poll_recv(cx)
+        let item = std::task::ready!(self.rx.poll_recv(cx));
+        self.read(&item);
+        Poll::Ready(item)
     }
 }
 
@@ -165,8 +225,19 @@ enum Settle {
 
 #[derive(Debug)]
 enum Command {
+    /// Widens the window.
     Credit(u32),
-    Settle { lease: u64, how: Settle, generation: u64, reply: oneshot::Sender<Result<()>> },
+    /// Grants again the credits that auto-acked messages of stream `generation` used up.
+    Refill {
+        credits: u32,
+        generation: u64,
+    },
+    Settle {
+        lease: u64,
+        how: Settle,
+        generation: u64,
+        reply: oneshot::Sender<Result<()>>,
+    },
 }
 
 impl Received {
@@ -380,6 +451,13 @@ impl Task {
                 Some(Command::Credit(n)) => {
                     self.start.credit = self.start.credit.saturating_add(n);
                     if open.requests.send(proto::ConsumeRequest { request: Some(Req::Credit(n)) }).is_err() {
+                        break closed();
+                    }
+                }
+                // A stream opened since starts with a whole window of its own.
+                Some(Command::Refill { generation, .. }) if generation != self.generation => {}
+                Some(Command::Refill { credits, .. }) => {
+                    if open.requests.send(proto::ConsumeRequest { request: Some(Req::Credit(credits)) }).is_err() {
                         break closed();
                     }
                 }

@@ -481,6 +481,34 @@ async fn consume_sends_no_more_than_the_credits_granted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_ack_consume_spends_a_credit_per_message_and_leaves_nothing_leased() {
+    let s = serve().await;
+    let admin = s.admin().await;
+    let mut b = s.broker(Some(&admin)).await;
+    create_queue(&mut b, "ticks").await;
+    let batch = (0..8).map(|i| message(&format!("t{i}"))).collect();
+    b.publish(publish("ticks", batch)).await.unwrap();
+
+    let (tx, rx) = mpsc::channel(16);
+    let start = pb::ConsumeStart { destination: "ticks".into(), credit: 3, auto_ack: true, ..Default::default() };
+    tx.send(pb::ConsumeRequest { request: Some(In::Start(start)) }).await.unwrap();
+    let mut stream = b.consume(ReceiverStream::new(rx)).await.unwrap().into_inner();
+    let first = deliveries(&mut stream, 3).await;
+    assert!(first.iter().all(|d| d.lease.is_none()), "auto-acked deliveries have no lease: {first:?}");
+    // Nothing is leased and nothing comes back, so the spent credits stay spent.
+    let stats = b.describe_destination(queue("ticks")).await.unwrap().into_inner().stats.unwrap();
+    assert_eq!((stats.depth, stats.in_flight), (5, 0));
+    assert!(next(&mut stream, Duration::from_millis(300)).await.is_none(), "a 4th delivery beyond 3 credits");
+    tx.send(credit(5)).await.unwrap();
+    let rest = deliveries(&mut stream, 5).await;
+    let bodies: Vec<String> = first.iter().chain(&rest).map(body).collect();
+    assert_eq!(bodies, (0..8).map(|i| format!("t{i}")).collect::<Vec<_>>());
+    let stats = b.describe_destination(queue("ticks")).await.unwrap().into_inner().stats.unwrap();
+    assert_eq!((stats.depth, stats.in_flight, stats.acked), (0, 0, 8));
+    s.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closed_consume_stream_gives_its_leases_back() {
     let s = serve().await;
     let admin = s.admin().await;

@@ -4,6 +4,8 @@
 //! server then keeps at most as many delivered, un-settled messages with the client as it
 //! was granted credits: an ack or nack of one of them frees its credit, a `credit` message
 //! grants more (up to [`MAX_CREDIT`] in all), an `extend` keeps a lease and its credit.
+//! With `auto_ack` (at most once), messages are settled as they are taken: each delivery
+//! uses up its credit, and only `credit` messages grant more.
 //! Every ack, nack and extend is answered on the same stream with a `settled` message, in
 //! request order.
 //!
@@ -95,7 +97,7 @@ async fn run(
         request: ReceiveRequest {
             max: 1,
             visibility_ms: start.visibility_ms,
-            auto_ack: false,
+            auto_ack: start.auto_ack,
             consumer: Some(caller.name.clone()),
         },
         credits: (start.credit as usize).min(MAX_CREDIT),
@@ -152,6 +154,10 @@ impl Consumer {
                 }, if self.receiving.is_some() => {
                     self.receiving = None;
                     let got = got.map_err(|e| Status::internal(e.to_string()))?.map_err(broker)?;
+                    if self.request.auto_ack {
+                        // Nothing to settle: the credits are spent.
+                        self.credits = self.credits.saturating_sub(got.len());
+                    }
                     for m in got {
                         if let Some(lease) = m.lease {
                             self.outstanding.insert(lease);
