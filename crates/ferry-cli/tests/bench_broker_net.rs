@@ -152,7 +152,7 @@ fn quick_runs_over_grpc_deliver_every_message() {
     assert_eq!((row["published"].as_u64(), row["received"].as_u64()), (Some(2000), Some(2000)), "{row}");
     assert_eq!((row["lost"].as_u64(), row["foreign"].as_u64()), (Some(0), Some(0)), "{row}");
     positive(row, "end_to_end_per_sec");
-    // Fan-out over Consume streams, and over auto-ack Consume streams.
+    // Fan-out over Consume streams, and over auto-ack receives.
     for extra in [&[][..], &["--auto-ack"][..]] {
         let mut args = vec![url.as_str(), "--quick", "--json", "--sizes", "64", "--pattern", "fanout"];
         args.extend(["--consumers", "3", "--durability", "none"]);

@@ -2,8 +2,10 @@
 //! subscription per consumer, created with the run's durability; producers publish each
 //! batch with one `Publish` call (answered once the batch is as durable as the
 //! destination's mode says); consumers read a `Consume` stream with the workload's prefetch
-//! as credits and ack on the same stream (with auto-ack, the stream settles as it sends).
-//! Every producer and consumer has an HTTP/2 connection of its own.
+//! as credits and ack on the same stream (or, with auto-ack, call `Receive` with
+//! `auto_ack`: one response carries a whole batch, where an auto-ack `Consume` stream
+//! sends a gRPC message per delivery and measured 0.6× as fast). Every producer and
+//! consumer has an HTTP/2 connection of its own.
 //!
 //! Credentials come from the URL (`grpc://user:password@host:port`) or from `FERRY_TOKEN`.
 
@@ -111,12 +113,23 @@ impl Target for FerryGrpc {
     async fn consumer(&self, w: &Workload, n: u32) -> anyhow::Result<GrpcConsumer> {
         let client = self.client().await?;
         let subscription = (w.pattern == Pattern::Fanout).then(|| format!("s{n}"));
-        let mut builder = client.consumer(&w.name).credit(w.prefetch.max(1)).auto_ack(w.auto_ack);
-        if let Some(s) = subscription {
-            builder = builder.subscription(s);
-        }
-        let stream = builder.start().await?;
-        Ok(GrpcConsumer { _client: client, max: w.prefetch.clamp(1, 1000), stream, unacked: Vec::new() })
+        let stream = if w.auto_ack {
+            None
+        } else {
+            let mut builder = client.consumer(&w.name).credit(w.prefetch.max(1));
+            if let Some(s) = &subscription {
+                builder = builder.subscription(s.clone());
+            }
+            Some(builder.start().await?)
+        };
+        Ok(GrpcConsumer {
+            client,
+            destination: w.name.clone(),
+            subscription,
+            max: w.prefetch.clamp(1, 1000),
+            stream,
+            unacked: Vec::new(),
+        })
     }
 
     async fn cleanup(&self, w: &Workload) -> anyhow::Result<()> {
@@ -139,37 +152,44 @@ impl super::Producer for GrpcProducer {
 }
 
 pub(crate) struct GrpcConsumer {
-    /// The connection the stream runs on.
-    _client: Client,
+    client: Client,
+    destination: String,
+    subscription: Option<String>,
     max: u32,
-    stream: ferry_client::Consumer,
-    /// Deliveries to ack (none with auto-ack).
+    /// The Consume stream; `None` with auto-ack, which uses unary receives.
+    stream: Option<ferry_client::Consumer>,
     unacked: Vec<Received>,
-}
-
-impl GrpcConsumer {
-    fn take(&mut self, m: Received, out: &mut Vec<Bytes>) {
-        out.push(m.message().map(|m| m.body.clone()).unwrap_or_default());
-        if m.delivery().lease.is_some() {
-            self.unacked.push(m);
-        }
-    }
 }
 
 impl super::Consumer for GrpcConsumer {
     async fn receive(&mut self, out: &mut Vec<Bytes>, wait: Duration) -> anyhow::Result<()> {
-        let first = match tokio::time::timeout(wait, self.stream.next()).await {
+        let Some(stream) = &mut self.stream else {
+            let request = proto::ReceiveRequest {
+                destination: self.destination.clone(),
+                subscription: self.subscription.clone(),
+                max: self.max,
+                wait_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                visibility_ms: None,
+                auto_ack: true,
+            };
+            for d in self.client.receive_with(request).await? {
+                out.push(d.message.map(|m| m.body).unwrap_or_default());
+            }
+            return Ok(());
+        };
+        let first = match tokio::time::timeout(wait, stream.next()).await {
             Err(_) => return Ok(()),
             Ok(None) => anyhow::bail!("the consume stream ended"),
             Ok(Some(m)) => m?,
         };
-        let mut taken = 1;
-        self.take(first, out);
+        out.push(Bytes::copy_from_slice(first.body()));
+        self.unacked.push(first);
         // Whatever else has arrived already, without waiting.
-        while taken < self.max {
-            let Some(Some(m)) = self.stream.next().now_or_never() else { break };
-            self.take(m?, out);
-            taken += 1;
+        while (self.unacked.len() as u32) < self.max {
+            let Some(Some(m)) = stream.next().now_or_never() else { break };
+            let m = m?;
+            out.push(Bytes::copy_from_slice(m.body()));
+            self.unacked.push(m);
         }
         Ok(())
     }
