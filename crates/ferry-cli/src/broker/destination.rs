@@ -118,6 +118,16 @@ impl RetentionArgs {
     }
 }
 
+/// The settings given, as the API's settings object.
+fn settings_json(settings: SettingsArgs, retention: Option<RetentionArgs>) -> Result<Map<String, Value>, Failure> {
+    let mut map = Map::new();
+    settings.into_json(&mut map)?;
+    if let Some(r) = retention {
+        r.into_json(&mut map);
+    }
+    Ok(map)
+}
+
 pub(crate) fn create(
     ctx: &Ctx,
     kind: Kind,
@@ -125,11 +135,7 @@ pub(crate) fn create(
     settings: SettingsArgs,
     retention: Option<RetentionArgs>,
 ) -> Result<(), Failure> {
-    let mut map = Map::new();
-    settings.into_json(&mut map)?;
-    if let Some(r) = retention {
-        r.into_json(&mut map);
-    }
+    let map = settings_json(settings, retention)?;
     let answer = ctx.client.post(&path(&[collection(kind)]), &json!({ "name": name, "settings": map }))?;
     if ctx.json {
         return print_json(&answer);
@@ -146,11 +152,7 @@ pub(crate) fn update(
     settings: SettingsArgs,
     retention: Option<RetentionArgs>,
 ) -> Result<(), Failure> {
-    let mut map = Map::new();
-    settings.into_json(&mut map)?;
-    if let Some(r) = retention {
-        r.into_json(&mut map);
-    }
+    let map = settings_json(settings, retention)?;
     if map.is_empty() {
         return Err(Failure::Usage("nothing to change: give at least one setting, e.g. --max-deliveries 5".into()));
     }
