@@ -62,9 +62,9 @@ fn local(core: &Core) -> Local {
 }
 
 pub(crate) async fn listen(core: &Arc<Core>, url: Url) -> Result<Listener> {
-    let mut acceptor = transport::bind(&url, &local(core)).await?;
-    let bound = acceptor.bound_url();
     let token = core.shared.closed.child_token();
+    let mut acceptor = transport::bind(&url, &local(core), &token).await?;
+    let bound = acceptor.bound_url();
     let (core, stop) = (core.clone(), token.clone());
     tracing::debug!(url = %bound, "listening");
     let url = bound.clone();

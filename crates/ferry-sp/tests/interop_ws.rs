@@ -102,6 +102,30 @@ async fn sockets_share_one_port_by_path_until_the_last_one_closes() {
     listen(&again, &url_a).await;
 }
 
+/// A path is free as soon as its listener or socket is closed, not when the accept task next
+/// runs: a dial gets 404 at once, and another socket can take the path straight away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_listener_frees_its_path_at_once() {
+    let keeper = socket(Protocol::Rep);
+    let kept = listen(&keeper, "ws://127.0.0.1:0/kept").await;
+    let url = kept.replace("/kept", "/freed");
+    for round in 0..20 {
+        let first = socket(Protocol::Rep);
+        let listener = first.listen(&url).await.unwrap_or_else(|e| panic!("round {round}: listen: {e}"));
+        if round % 2 == 0 {
+            listener.close();
+        } else {
+            first.close();
+        }
+        assert_err!(socket(Protocol::Req).dial(&url).await, Error::UpgradeRefused { status: 404, .. });
+        let second = socket(Protocol::Rep);
+        listen(&second, &url).await;
+        let req = socket(Protocol::Req);
+        common::dial(&second, &req, &url).await;
+        round_trip(&req, &second).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_upgrades_get_400_or_404_and_the_listener_keeps_serving() {
     let rep = socket(Protocol::Rep);

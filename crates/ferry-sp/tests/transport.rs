@@ -120,6 +120,29 @@ async fn a_bound_address_is_in_use() {
     }
 }
 
+/// An inproc name is free as soon as its listener or socket is closed, not when the accept
+/// task next runs: a dial is refused at once and the name can be bound again straight away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_inproc_listener_frees_its_name_at_once() {
+    let url = inproc_url("freed");
+    for round in 0..20 {
+        let first = socket(Protocol::Pull);
+        let listener = first.listen(&url).await.unwrap_or_else(|e| panic!("round {round}: listen: {e}"));
+        if round % 2 == 0 {
+            listener.close();
+        } else {
+            first.close();
+        }
+        assert_err!(socket(Protocol::Push).dial(&url).await, Error::ConnectionRefused(_));
+        let second = socket(Protocol::Pull);
+        listen(&second, &url).await;
+        let push = socket(Protocol::Push);
+        dial(&second, &push, &url).await;
+        send(&push, "to the new listener").await;
+        assert_eq!(recv_text(&second).await, "to the new listener");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dialing_where_nobody_listens_is_refused() {
     let dir = IpcDir::new();

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use tokio::io::DuplexStream;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 /// Bytes buffered in each direction of an inproc connection.
 const PIPE_BYTES: usize = 256 * 1024;
@@ -19,6 +20,9 @@ const PIPE_BYTES: usize = 256 * 1024;
 struct Entry {
     generation: u64,
     tx: mpsc::UnboundedSender<DuplexStream>,
+    /// The listener's; once cancelled the name is free, though the acceptor may live on
+    /// for a moment.
+    stop: CancellationToken,
 }
 
 fn registry() -> &'static Mutex<HashMap<String, Entry>> {
@@ -38,7 +42,7 @@ fn conn(stream: DuplexStream, name: &str) -> Conn {
 pub(crate) fn connect(name: &str) -> Result<Conn> {
     let refused = || Error::ConnectionRefused(format!("inproc://{name}"));
     let reg = lock();
-    let entry = reg.get(name).ok_or_else(refused)?;
+    let entry = reg.get(name).filter(|e| !e.stop.is_cancelled()).ok_or_else(refused)?;
     let (ours, theirs) = tokio::io::duplex(PIPE_BYTES);
     entry.tx.send(theirs).map_err(|_| refused())?;
     Ok(conn(ours, name))
@@ -50,15 +54,15 @@ pub(crate) struct InprocAcceptor {
     rx: mpsc::UnboundedReceiver<DuplexStream>,
 }
 
-pub(crate) fn bind(name: &str) -> Result<InprocAcceptor> {
+pub(crate) fn bind(name: &str, stop: &CancellationToken) -> Result<InprocAcceptor> {
     static GENERATION: AtomicU64 = AtomicU64::new(0);
     let mut reg = lock();
-    if reg.contains_key(name) {
+    if reg.get(name).is_some_and(|e| !e.stop.is_cancelled()) {
         return Err(Error::AddrInUse(format!("inproc://{name}")));
     }
     let generation = GENERATION.fetch_add(1, Ordering::Relaxed);
     let (tx, rx) = mpsc::unbounded_channel();
-    reg.insert(name.to_string(), Entry { generation, tx });
+    reg.insert(name.to_string(), Entry { generation, tx, stop: stop.clone() });
     Ok(InprocAcceptor { name: name.to_string(), generation, rx })
 }
 

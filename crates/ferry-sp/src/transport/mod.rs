@@ -27,6 +27,7 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use std::io;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_util::sync::CancellationToken;
 
 pub(crate) use stream::Framing;
 use stream::{handshake, FrameReader, FrameWriter};
@@ -156,15 +157,18 @@ fn not_built(url: &Url, feature: &'static str) -> Error {
     Error::BadUrl { url: url.to_string(), reason: feature }
 }
 
-/// Binds `url` for `local`.
+/// Binds `url` for `local`. `stop` is cancelled when the listener closes. Transports whose
+/// address lives in a registry (inproc names, the paths of a shared ws server) stop routing
+/// new connections to the listener from that moment, and let the address be bound again,
+/// rather than when the accept task gets round to dropping the acceptor.
 #[cfg_attr(not(any(feature = "transport-ws", feature = "transport-tls")), allow(unused_variables))]
-pub(crate) async fn bind(url: &Url, local: &Local) -> Result<Box<dyn Acceptor>> {
+pub(crate) async fn bind(url: &Url, local: &Local, stop: &CancellationToken) -> Result<Box<dyn Acceptor>> {
     match url {
         Url::Tcp { host, port, family } => {
             Ok(Box::new(tcp::bind(tcp::TcpAddr { host: host.as_deref(), port: *port, family: *family, url }).await?))
         }
         Url::Ipc(path) => Ok(Box::new(ipc::bind(path)?)),
-        Url::Inproc(name) => Ok(Box::new(inproc::bind(name)?)),
+        Url::Inproc(name) => Ok(Box::new(inproc::bind(name, stop)?)),
         #[cfg(feature = "transport-tls")]
         Url::TlsTcp { host, port, family } => {
             let addr = tcp::TcpAddr { host: host.as_deref(), port: *port, family: *family, url };
@@ -173,7 +177,7 @@ pub(crate) async fn bind(url: &Url, local: &Local) -> Result<Box<dyn Acceptor>> 
         #[cfg(not(feature = "transport-tls"))]
         Url::TlsTcp { .. } => Err(not_built(url, "tls+tcp:// needs ferry-sp's transport-tls feature")),
         #[cfg(feature = "transport-ws")]
-        Url::Ws { .. } => Ok(Box::new(ws::bind(url, local).await?)),
+        Url::Ws { .. } => Ok(Box::new(ws::bind(url, local, stop).await?)),
         #[cfg(not(feature = "transport-ws"))]
         Url::Ws { .. } => Err(not_built(url, "ws:// and wss:// need ferry-sp's transport-ws feature")),
     }

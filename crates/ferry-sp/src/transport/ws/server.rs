@@ -23,6 +23,7 @@ use futures::future::BoxFuture;
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -40,6 +41,18 @@ type Key = (bool, Option<String>, u16);
 struct Route {
     protocol: Protocol,
     accepted: mpsc::Sender<Conn>,
+    /// The listener's; once cancelled the path answers 404 and may be bound again, though
+    /// the acceptor may live on for a moment.
+    stop: CancellationToken,
+    /// Tells this route from a later one on the same path, so that a late drop of the
+    /// acceptor leaves its successor in place.
+    generation: u64,
+}
+
+impl Route {
+    fn is_open(&self) -> bool {
+        !self.stop.is_cancelled()
+    }
 }
 
 type Routes = Mutex<HashMap<String, Route>>;
@@ -67,6 +80,7 @@ fn servers() -> &'static tokio::sync::Mutex<HashMap<Key, Weak<Server>>> {
 pub(crate) struct WsAcceptor {
     server: Arc<Server>,
     route: String,
+    generation: u64,
     accepted: mpsc::Receiver<Conn>,
     url: Url,
 }
@@ -94,7 +108,8 @@ fn tls_acceptor(addr: WsAddr<'_>, _tls: &TlsOptions) -> Result<Option<NoTls>> {
 
 /// Listens on `url` for `local`: on the server already serving its host and port, if any,
 /// else on a new one. A path another socket serves there is [`Error::AddrInUse`].
-pub(crate) async fn bind(url: &Url, local: &Local) -> Result<WsAcceptor> {
+pub(crate) async fn bind(url: &Url, local: &Local, stop: &CancellationToken) -> Result<WsAcceptor> {
+    static GENERATION: AtomicU64 = AtomicU64::new(0);
     let addr = WsAddr::of(url).ok_or(Error::BadUrl { url: url.to_string(), reason: "not a ws:// or wss:// URL" })?;
     let route = upgrade::route_key(addr.path);
     let mut servers = servers().lock().await;
@@ -115,15 +130,17 @@ pub(crate) async fn bind(url: &Url, local: &Local) -> Result<WsAcceptor> {
         }
     };
     let (tx, accepted) = mpsc::channel(ACCEPTED_QUEUE);
+    let generation = GENERATION.fetch_add(1, Ordering::Relaxed);
     {
         let mut routes = lock(&server.routes);
-        if routes.contains_key(&route) {
+        if routes.get(&route).is_some_and(Route::is_open) {
             return Err(Error::AddrInUse(url.to_string()));
         }
-        routes.insert(route.clone(), Route { protocol: local.protocol, accepted: tx });
+        let stop = stop.clone();
+        routes.insert(route.clone(), Route { protocol: local.protocol, accepted: tx, stop, generation });
     }
     let url = Url::Ws { secure: addr.secure, host: key.1, port, family: addr.family, path: addr.path.to_string() };
-    Ok(WsAcceptor { server, route, accepted, url })
+    Ok(WsAcceptor { server, route, generation, accepted, url })
 }
 
 impl Acceptor for WsAcceptor {
@@ -138,7 +155,10 @@ impl Acceptor for WsAcceptor {
 
 impl Drop for WsAcceptor {
     fn drop(&mut self) {
-        lock(&self.server.routes).remove(&self.route);
+        let mut routes = lock(&self.server.routes);
+        if routes.get(&self.route).is_some_and(|r| r.generation == self.generation) {
+            routes.remove(&self.route);
+        }
     }
 }
 
@@ -206,7 +226,7 @@ async fn upgrade_one<T: TlsAccept>(
         Ok(request) => request,
         Err(refusal) => return refuse(io, remote, refusal).await,
     };
-    let found = lock(routes).get(request.route()).map(|r| (r.protocol, r.accepted.clone()));
+    let found = lock(routes).get(request.route()).filter(|r| r.is_open()).map(|r| (r.protocol, r.accepted.clone()));
     let Some((protocol, to)) = found else {
         return refuse(io, remote, Refusal::NotFound).await;
     };
