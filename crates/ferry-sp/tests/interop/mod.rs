@@ -14,6 +14,11 @@
 //! - PUB, BUS and SURVEYOR drop what they send before a pipe is up on their side, so those
 //!   nngcats repeat their message every second (`--interval 1 --count 3`) rather than rely on
 //!   a start-up delay, and ferry answers the first copy it gets;
+//! - PAIR instead holds its first send until a pipe is up, but the clock of `--interval`
+//!   starts before that send: a peer that connects more than an interval late makes the
+//!   next receive timeout negative and nngcat exits with "Cannot set recv timeout". Those
+//!   nngcats send once (`--count 1`) within a long interval, and stop listening for the
+//!   answer `--recv-timeout` after the last message ([`PAIR_ONCE`]);
 //! - REP/RESPONDENT reply only with `--data`; PUB/PUSH linger 200 ms after the last send;
 //! - a receive timeout ends nngcat with status 0, so the cases check what it printed.
 //!
@@ -36,6 +41,10 @@ pub(crate) const LIMIT: Duration = Duration::from_secs(10);
 
 /// What nngcat repeats for the protocols that drop messages sent before a pipe is up.
 const EVERY_SECOND_3_TIMES: [&str; 4] = ["--interval", "1", "--count", "3"];
+
+/// What a PAIR nngcat sends with: once, when its pipe is up within 10 s, then it prints
+/// what arrives until 3 s pass without a message.
+const PAIR_ONCE: [&str; 6] = ["--interval", "10", "--count", "1", "--recv-timeout", "3"];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Transport {
@@ -350,11 +359,13 @@ pub(crate) fn nngcat_surveyor_ferry_respondent(t: Transport, side: Side) {
     assert_eq!(surveyor.printed(), ["yes"]);
 }
 
-/// The symmetric patterns: nngcat sends `hi` (every second, three times), ferry answers the
-/// first copy with `hello` on the pipe it came from, and nngcat prints that answer once.
+/// The symmetric patterns: nngcat sends `hi` (BUS every second, three times; PAIR once),
+/// ferry answers the first copy with `hello` on the pipe it came from, and nngcat prints
+/// that answer once.
 fn exchange(protocol: Protocol, nngcat_protocol: &str, t: Transport, side: Side) {
     let sock = socket(protocol);
-    let args = [&[nngcat_protocol, "--data", "hi", "--quoted"][..], &EVERY_SECOND_3_TIMES].concat();
+    let repeat: &[&str] = if protocol == Protocol::Bus { &EVERY_SECOND_3_TIMES } else { &PAIR_ONCE };
+    let args = [&[nngcat_protocol, "--data", "hi", "--quoted"][..], repeat].concat();
     let peer = Nngcat::attach(&sock, t, side, &args);
     let hi = sock.recv().expect("nngcat's message");
     let mut hello = Message::from("hello");
