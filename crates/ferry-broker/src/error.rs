@@ -10,8 +10,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum Error {
-    /// A destination or subscription name that does not match `^[A-Za-z0-9_.-]{1,255}$`.
-    #[error("invalid name {name:?}: names are 1 to 255 characters of A-Z, a-z, 0-9, '_', '.' and '-'")]
+    /// A destination or subscription name that does not match `^[A-Za-z0-9_.-]{1,255}$`,
+    /// or is `.` or `..`.
+    #[error("invalid name {name:?}: names are 1 to 255 characters of A-Z, a-z, 0-9, '_', '.' and '-', other than '.' and '..'")]
     InvalidName {
         /// The name given.
         name: String,

@@ -3,10 +3,14 @@
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 
-/// Checks a destination or subscription name: `^[A-Za-z0-9_.-]{1,255}$`.
+/// Checks a destination, subscription or user name: `^[A-Za-z0-9_.-]{1,255}$`, except `.`
+/// and `..`, which no URL path can carry as a segment (clients resolve them away), so that
+/// every name can be reached over REST.
 pub fn check(name: &str) -> Result<()> {
     let ok = (1..=255).contains(&name.len())
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+        && name != "."
+        && name != "..";
     if ok {
         Ok(())
     } else {
@@ -66,8 +70,10 @@ mod tests {
     fn names() {
         assert!(check("orders").is_ok());
         assert!(check("a.B-c_9").is_ok());
+        assert!(check("...").is_ok());
+        assert!(check(".hidden").is_ok());
         assert!(check(&"x".repeat(255)).is_ok());
-        for bad in ["", "a b", "a/b", "ü", &"x".repeat(256)] {
+        for bad in ["", "a b", "a/b", "ü", ".", "..", &"x".repeat(256)] {
             assert!(check(bad).is_err(), "{bad}");
         }
     }

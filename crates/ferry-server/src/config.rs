@@ -273,8 +273,9 @@ impl Config {
     /// [`ConfigError::Invalid`] naming the first bad key.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.default_durability().map_err(|reason| invalid("durability", reason))?;
-        ferry_broker::names::check(&self.admin.user)
-            .map_err(|_| invalid("admin.user", "1 to 255 characters of A-Z, a-z, 0-9, '_', '.', '-'"))?;
+        ferry_broker::names::check(&self.admin.user).map_err(|_| {
+            invalid("admin.user", "1 to 255 characters of A-Z, a-z, 0-9, '_', '.', '-', other than '.' and '..'")
+        })?;
         if self.admin.password.as_deref().is_some_and(|p| p.len() < 8) {
             return Err(invalid("admin.password", "at least 8 characters"));
         }

@@ -180,6 +180,12 @@ async fn a_queue_from_creation_to_deletion() {
     assert_eq!(qs.max_deliveries, Some(10), "unset settings take their defaults");
     let e = b.create_destination(req).await.unwrap_err();
     assert_eq!((e.code(), reason(&e)), (Code::AlreadyExists, "already_exists"));
+    // Names no REST path could carry are refused here too, so every queue is reachable there.
+    for name in [".", ".."] {
+        let dot = pb::CreateDestinationRequest { name: name.into(), kind: pb::Kind::Queue as i32, settings: None };
+        let e = b.create_destination(dot).await.unwrap_err();
+        assert_eq!((e.code(), reason(&e)), (Code::InvalidArgument, "invalid_name"), "{name:?}");
+    }
 
     // A batch; priorities order delivery.
     let mut high = message("high");
